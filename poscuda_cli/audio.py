@@ -1,0 +1,116 @@
+"""Audio I/O that keeps a file's format, subtype, rate, channels and length.
+
+PCM is read as integers so samples outside the patches are written back bit for
+bit; float and lossy subtypes are read as float. Every write goes to a temporary
+name beside the target and is renamed into place, so a final name never holds a
+half-written file.
+"""
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioFileError
+
+# Integer subtypes: (numpy container, significant bits). libsndfile left-aligns
+# narrower samples in the container (PCM_24 in int32 is value << 8).
+INTEGER_SUBTYPES = {
+    "PCM_S8": ("int16", 8), "PCM_U8": ("int16", 8), "PCM_16": ("int16", 16),
+    "PCM_24": ("int32", 24), "PCM_32": ("int32", 32),
+    "ALAW": ("int16", 16), "ULAW": ("int16", 16),
+}
+LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III"}
+# Extensions libsndfile reads; a file with one of these must decode or it is an error.
+AUDIO_EXTENSIONS = frozenset(
+    {"." + fmt.lower() for fmt in sf.available_formats()}
+    | {".aif", ".aiff", ".aifc", ".oga", ".opus", ".mp3", ".snd", ".au", ".w64", ".rf64", ".caf"}
+)
+TEMP_SUFFIX = ".poscuda-tmp"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    samplerate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+    endian: str
+
+    @property
+    def bits(self):
+        return INTEGER_SUBTYPES[self.subtype][1] if self.subtype in INTEGER_SUBTYPES else None
+
+    @property
+    def lossy(self):
+        return self.subtype in LOSSY_SUBTYPES
+
+
+def is_audio_name(name):
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def read(path):
+    """Return (samples as frames x channels, AudioInfo); integers for PCM, float otherwise."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise AudioFileError(f"{path}: empty file (0 bytes)")
+        with sf.SoundFile(path) as handle:
+            info = AudioInfo(handle.samplerate, handle.channels, handle.frames,
+                             handle.format, handle.subtype, handle.endian)
+            dtype = INTEGER_SUBTYPES.get(info.subtype, ("float64" if info.subtype == "DOUBLE" else "float32",))[0]
+            data = handle.read(dtype=dtype, always_2d=True)
+    except AudioFileError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+    if data.shape[0] != info.frames and not info.lossy:
+        raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
+    return data, info
+
+
+def write_atomic(path, data, info):
+    """Write ``data`` to ``path`` with ``info``'s format, via a temporary file and rename."""
+    tmp = temp_name(path)
+    try:
+        with sf.SoundFile(tmp, "w", info.samplerate, info.channels, info.subtype,
+                          info.endian, info.format) as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        if isinstance(exc, (sf.LibsndfileError, RuntimeError, OSError)):
+            raise AudioFileError(f"{path}: cannot write audio ({_reason(exc)})") from None
+        raise
+
+
+def copy_atomic(src, dst):
+    """Copy a non-audio file byte for byte, via a temporary file and rename."""
+    tmp = temp_name(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise AudioFileError(f"{src}: cannot copy ({_reason(exc)})") from None
+        raise
+
+
+def temp_name(path):
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _reason(exc):
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -1,0 +1,43 @@
+"""The project's own exceptions; the CLI turns each into a message and an exit code."""
+
+
+class PoscudaError(Exception):
+    """Base class: a problem the user can fix, reported without a traceback."""
+
+    exit_code = 1
+
+
+class KeyFileError(PoscudaError):
+    """The key file is missing, malformed, tampered with or out of range."""
+
+    exit_code = 3
+
+
+class UnsafePathError(PoscudaError):
+    """IN/OUT are arranged so that running could overwrite or loop over data."""
+
+    exit_code = 4
+
+
+class AudioFileError(PoscudaError):
+    """One file cannot be decoded or encoded; names the file and the reason."""
+
+    exit_code = 1
+
+
+class ManifestError(PoscudaError):
+    """OUT belongs to another key or run (fingerprint mismatch, lock held)."""
+
+    exit_code = 5
+
+
+class MissingExtraError(PoscudaError):
+    """An optional dependency (torch for audit) is not installed."""
+
+    exit_code = 6
+
+
+class GateError(PoscudaError):
+    """A quality or efficacy threshold (--max-fad, --min-snr) was violated."""
+
+    exit_code = 7

@@ -1,0 +1,120 @@
+"""OUT's manifest and lock: what is finished, with which key, and who is writing.
+
+The manifest (``OUT/.poscuda-manifest.jsonl``) is a header line (tool version, key
+fingerprint, parameters; never the secret) followed by one line per finished file,
+appended and flushed as each file lands. A rerun skips files whose input size and
+mtime match their line and whose output still has the recorded size; a torn last
+line (a killed run) is ignored. At the end of a run the manifest is rewritten in
+path order. ``OUT/.poscuda.lock`` holds an flock while a run is writing.
+"""
+
+import fcntl
+import json
+import os
+from dataclasses import dataclass
+
+from . import __version__
+from .errors import ManifestError
+
+MANIFEST_NAME = ".poscuda-manifest.jsonl"
+LOCK_NAME = ".poscuda.lock"
+
+
+@dataclass(frozen=True)
+class Record:
+    path: str
+    size: int
+    mtime_ns: int
+    out_size: int
+
+    def to_json(self):
+        return json.dumps({"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns,
+                           "out_size": self.out_size}, ensure_ascii=False)
+
+
+class Manifest:
+    def __init__(self, out_dir, key, force=False):
+        self.path = os.path.join(out_dir, MANIFEST_NAME)
+        self.header = {"poscuda": __version__, "key_fingerprint": key.fingerprint,
+                       "params": key.params.to_dict()}
+        self.records = {}
+        header, records = _read(self.path)
+        if header is not None and header.get("key_fingerprint") != key.fingerprint and not force:
+            raise ManifestError(
+                f"{out_dir}: was protected with key {header.get('key_fingerprint')}, not {key.fingerprint}; "
+                "use the same key to resume, or --force to redo OUT with this key")
+        if header is not None and header.get("key_fingerprint") == key.fingerprint:
+            self.records = records
+        self._rewrite()
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def is_done(self, relpath, stat, out_path):
+        record = self.records.get(relpath)
+        if record is None or record.size != stat.st_size or record.mtime_ns != stat.st_mtime_ns:
+            return False
+        try:
+            return os.path.getsize(out_path) == record.out_size
+        except OSError:
+            return False
+
+    def add(self, record):
+        self.records[record.path] = record
+        self._handle.write(record.to_json() + "\n")
+        self._handle.flush()
+
+    def close(self):
+        """Rewrite in path order, so the same input gives the same manifest whatever the order of work."""
+        self._handle.close()
+        self._rewrite()
+
+    def _rewrite(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(self.header, sort_keys=True) + "\n")
+            for path in sorted(self.records):
+                handle.write(self.records[path].to_json() + "\n")
+        os.replace(tmp, self.path)
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return None, {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read manifest ({exc})") from None
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except ValueError:
+        raise ManifestError(f"{path}: damaged manifest header; remove OUT or use a new one") from None
+    records = {}
+    for line in lines[1:]:
+        try:
+            item = json.loads(line)
+            record = Record(str(item["path"]), int(item["size"]), int(item["mtime_ns"]), int(item["out_size"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by an interrupted run: that file is simply redone
+        records[record.path] = record
+    return header, records
+
+
+class OutputLock:
+    """Exclusive lock on OUT: a second run on the same OUT refuses instead of interleaving."""
+
+    def __init__(self, out_dir):
+        self.path = os.path.join(out_dir, LOCK_NAME)
+        self._fd = None
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise ManifestError(f"{os.path.dirname(self.path)}: another poscuda run is writing here") from None
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)

@@ -1,0 +1,118 @@
+"""Protection parameters: the public half of a key, with their ranges and presets.
+
+Every field is validated here, so a key file, a ``--param`` override and a
+preset all go through one gate and errors name the field.
+"""
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from .errors import KeyFileError
+
+FILTERS = ("lowpass", "bandstop")
+LAYOUTS = ("offsets", "fractions", "onset", "tile", "whole")
+
+
+@dataclass(frozen=True)
+class Params:
+    # filter family: "lowpass" = the paper's random non-negative taps,
+    # "bandstop" = per-label notches (linear-phase FIR, designed per sample rate)
+    filter: str = "bandstop"
+    taps: int = 9  # lowpass: filter length in samples
+    blur: float = 0.3  # lowpass: taps drawn from U(0, blur) ...
+    pin: bool = True  # ... with the centre tap pinned to 1 before normalising (CUDA)
+    notches: int = 2  # bandstop: notches per label
+    notch_low_hz: float = 500.0  # bandstop: notch centres are drawn in [low, high]
+    notch_high_hz: float = 3500.0
+    notch_width_hz: float = 200.0
+    depth: float = 1.0  # bandstop: 1 removes the band, 0 leaves the clip unchanged
+    filter_ms: float = 32.0  # bandstop: FIR length in milliseconds
+    # where the filtered samples go (see layout.py)
+    layout: str = "whole"
+    patches: int = 4
+    patch_ms: float = 50.0
+    frame_s: float = 1.0  # offsets: patches start inside the first frame_s seconds
+    period_min_ms: float = 100.0  # tile: per-label period drawn in [min, max]
+    period_max_ms: float = 200.0
+
+    def validate(self):
+        def need(ok, name, why):
+            if not ok:
+                raise KeyFileError(f"key parameter {name!r}={getattr(self, name)!r}: {why}")
+
+        need(self.filter in FILTERS, "filter", f"must be one of {', '.join(FILTERS)}")
+        need(self.layout in LAYOUTS, "layout", f"must be one of {', '.join(LAYOUTS)}")
+        need(1 <= self.taps <= 255, "taps", "must be in 1..255")
+        need(0.0 < self.blur <= 10.0, "blur", "must be in (0, 10]")
+        need(1 <= self.notches <= 16, "notches", "must be in 1..16")
+        need(20.0 <= self.notch_low_hz < self.notch_high_hz, "notch_low_hz",
+             "must be >= 20 and below notch_high_hz")
+        need(self.notch_high_hz <= 20000.0, "notch_high_hz", "must be <= 20000")
+        need(10.0 <= self.notch_width_hz <= 2000.0, "notch_width_hz", "must be in [10, 2000]")
+        need(0.0 < self.depth <= 1.0, "depth", "must be in (0, 1]")
+        need(2.0 <= self.filter_ms <= 200.0, "filter_ms", "must be in [2, 200]")
+        need(1 <= self.patches <= 64, "patches", "must be in 1..64")
+        need(1.0 <= self.patch_ms <= 10000.0, "patch_ms", "must be in [1, 10000]")
+        need(0.01 <= self.frame_s <= 3600.0, "frame_s", "must be in [0.01, 3600]")
+        need(1.0 <= self.period_min_ms <= self.period_max_ms, "period_min_ms",
+             "must be >= 1 and <= period_max_ms")
+        need(self.period_max_ms <= 60000.0, "period_max_ms", "must be <= 60000")
+        return self
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict):
+            raise KeyFileError("key field 'params' must be an object")
+        known = {f.name: f.type.__name__ for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise KeyFileError(f"key field 'params' has unknown parameter(s): {', '.join(unknown)}")
+        return replace(cls(), **{k: _coerce(k, v, known[k]) for k, v in data.items()}).validate()
+
+    def with_overrides(self, pairs):
+        """Apply ``name=value`` strings (the CLI's ``--param``)."""
+        updates = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep:
+                raise KeyFileError(f"--param {pair!r}: expected NAME=VALUE")
+            updates[name.strip()] = value.strip()
+        return Params.from_dict({**self.to_dict(), **updates})
+
+
+def _coerce(name, value, type_name):
+    """Turn JSON or command-line values into the field's type, naming the field on failure."""
+    try:
+        if type_name == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise ValueError(value)
+            return value
+        if type_name == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return number
+        return str(value)
+    except (TypeError, ValueError):
+        raise KeyFileError(f"key parameter {name!r}={value!r}: not a valid {type_name}") from None
+
+
+# The paper's form of PosCUDA (random low-pass taps in per-label patches at key offsets),
+# kept as a named mode so results can be compared with the default.
+PRESETS = {
+    "default": Params(),
+    "paper": Params(filter="lowpass", taps=9, blur=0.3, pin=True, layout="offsets",
+                    patches=4, patch_ms=50.0, frame_s=1.0),
+}

@@ -1,0 +1,178 @@
+"""The protect pipeline: IN/<label>/** -> OUT/<label>/**, resumable and parallel."""
+
+import glob
+import os
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from . import audio, tree
+from .errors import PoscudaError
+from .manifest import Manifest, OutputLock, Record
+from .transform import protect_clip
+
+
+@dataclass
+class Summary:
+    key_fingerprint: str
+    protected: int = 0
+    copied: int = 0
+    resumed: int = 0
+    samples: int = 0
+    changed: int = 0
+    clipped: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failed: list = field(default_factory=list)  # [(relpath, reason)]
+    skipped: list = field(default_factory=list)  # [(relpath, reason)]
+
+    @property
+    def changed_fraction(self):
+        return self.changed / self.samples if self.samples else 0.0
+
+    def to_dict(self):
+        return {"key_fingerprint": self.key_fingerprint, "protected": self.protected,
+                "copied": self.copied, "resumed": self.resumed, "failed": len(self.failed),
+                "errors": [{"path": p, "reason": r} for p, r in self.failed],
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+                "samples": self.samples, "changed_fraction": round(self.changed_fraction, 6),
+                "clipped_samples": self.clipped, "audio_seconds": round(self.audio_seconds, 3),
+                "wall_seconds": round(self.wall_seconds, 3)}
+
+
+@dataclass
+class _FileResult:
+    entry: tree.Entry
+    record: Record
+    samples: int = 0
+    changed: int = 0
+    clipped: int = 0
+    seconds: float = 0.0
+
+
+def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None):
+    """Protect every labeled audio file under ``src`` into ``dst``; returns a Summary.
+
+    Bad files are recorded in ``Summary.failed`` and the rest is done (or, with
+    ``fail_fast``, the run stops at the first). ``progress(n)`` is called as files finish.
+    """
+    started = time.perf_counter()
+    tree.check_paths(src, dst)
+    walked = tree.walk(src)
+    summary = Summary(key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
+    if fail_fast and summary.failed:
+        return summary
+    os.makedirs(dst, exist_ok=True)
+    with OutputLock(dst):
+        _remove_stale_temps(dst)
+        manifest = Manifest(dst, key, force=force)
+        try:
+            todo = []
+            for entry in walked.entries:
+                in_path, out_path = _paths(src, dst, entry)
+                try:
+                    done = manifest.is_done(entry.relpath, os.stat(in_path), out_path)
+                except OSError as exc:
+                    summary.failed.append((entry.relpath, f"cannot stat ({exc.strerror})"))
+                    continue
+                if done:
+                    summary.resumed += 1
+                    if progress:
+                        progress(1)
+                else:
+                    todo.append(entry)
+            _run(todo, src, dst, key, jobs or os.cpu_count() or 1, fail_fast, manifest, summary, progress)
+        finally:
+            manifest.close()
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def count_files(src):
+    """How many files a run over ``src`` will visit (for a progress bar's total)."""
+    return len(tree.walk(src).entries)
+
+
+def _run(todo, src, dst, key, jobs, fail_fast, manifest, summary, progress):
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = {pool.submit(_protect_one, src, dst, key, entry) for entry in todo}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                _collect(future, manifest, summary)
+            if progress:
+                progress(len(finished))
+            if fail_fast and summary.failed:
+                for future in pending:
+                    future.cancel()
+                break
+
+
+def _collect(future, manifest, summary):
+    try:
+        result = future.result()
+    except _EntryError as exc:
+        summary.failed.append((exc.entry.relpath, exc.reason))
+        return
+    manifest.add(result.record)
+    if result.entry.audio:
+        summary.protected += 1
+        summary.samples += result.samples
+        summary.changed += result.changed
+        summary.clipped += result.clipped
+        summary.audio_seconds += result.seconds
+    else:
+        summary.copied += 1
+
+
+class _EntryError(Exception):
+    def __init__(self, entry, reason):
+        super().__init__(reason)
+        self.entry, self.reason = entry, reason
+
+
+def _protect_one(src, dst, key, entry):
+    in_path, out_path = _paths(src, dst, entry)
+    try:
+        stat = os.stat(in_path)
+        os.makedirs(os.path.dirname(out_path), exist_ok=True)
+        if not entry.audio:
+            audio.copy_atomic(in_path, out_path)
+            return _FileResult(entry, _record(entry, stat, out_path))
+        data, info = audio.read(in_path)
+        try:
+            result = protect_clip(data, key.label_plan(entry.label), info.samplerate, info.bits)
+        except ValueError as exc:
+            raise _EntryError(entry, str(exc)) from None
+        audio.write_atomic(out_path, result.audio, info)
+        return _FileResult(entry, _record(entry, stat, out_path), data.size, result.changed,
+                           result.clipped, info.frames / info.samplerate)
+    except PoscudaError as exc:
+        raise _EntryError(entry, _without_path(str(exc), in_path, out_path)) from None
+    except OSError as exc:
+        raise _EntryError(entry, exc.strerror or str(exc)) from None
+
+
+def _record(entry, stat, out_path):
+    return Record(entry.relpath, stat.st_size, stat.st_mtime_ns, os.path.getsize(out_path))
+
+
+def _paths(src, dst, entry):
+    parts = entry.relpath.split("/")
+    return os.path.join(src, *parts), os.path.join(dst, *parts)
+
+
+def _without_path(message, *paths):
+    """Errors are reported next to the relative path already; drop the absolute one."""
+    for path in paths:
+        prefix = f"{path}: "
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def _remove_stale_temps(dst):
+    """Temporary files of an interrupted run; ours by name, never a finished output."""
+    for path in glob.glob(os.path.join(glob.escape(dst), "**", "*" + audio.TEMP_SUFFIX),
+                          recursive=True, include_hidden=True):
+        os.unlink(path)

@@ -7,6 +7,7 @@ half-written file.
 """
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -63,13 +64,30 @@ def read(path):
                              handle.format, handle.subtype, handle.endian)
             dtype = INTEGER_SUBTYPES.get(info.subtype, ("float64" if info.subtype == "DOUBLE" else "float32",))[0]
             data = handle.read(dtype=dtype, always_2d=True)
+            declared = _declared_data_bytes(handle.extra_info)
     except AudioFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from None
     if data.shape[0] != info.frames and not info.lossy:
         raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
+    if declared:
+        raise AudioFileError(f"{path}: truncated file (header declares {declared[0]} data bytes, "
+                             f"only {declared[1]} present)")
     return data, info
+
+
+def _declared_data_bytes(log):
+    """(declared, present) when libsndfile's log says the data chunk is cut short, else None.
+
+    Streamed files that left the size as a placeholder (0 or 0xFFFFFFFF) are not truncated.
+    """
+    match = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", log, re.MULTILINE)
+    if match:
+        declared, present = int(match.group(1)), int(match.group(2))
+        if present < declared and declared not in (0, 0xFFFFFFFF, 0x7FFFFFFF):
+            return declared, present
+    return None
 
 
 def write_atomic(path, data, info):
@@ -78,6 +96,7 @@ def write_atomic(path, data, info):
     try:
         with sf.SoundFile(tmp, "w", info.samplerate, info.channels, info.subtype,
                           info.endian, info.format) as handle:
+            _no_peak_chunk(handle)
             handle.write(data)
         os.replace(tmp, path)
     except BaseException as exc:
@@ -85,6 +104,13 @@ def write_atomic(path, data, info):
         if isinstance(exc, (sf.LibsndfileError, RuntimeError, OSError)):
             raise AudioFileError(f"{path}: cannot write audio ({_reason(exc)})") from None
         raise
+
+
+def _no_peak_chunk(handle):
+    """Float WAV/AIFF get a PEAK chunk with a wall-clock timestamp; leave it out so the same
+    input gives the same bytes. soundfile has no public call for this libsndfile command."""
+    sfc_set_add_peak_chunk = 0x1050
+    sf._snd.sf_command(handle._file, sfc_set_add_peak_chunk, sf._ffi.NULL, 0)
 
 
 def copy_atomic(src, dst):

@@ -94,26 +94,31 @@ def count_files(src):
 
 
 def _run(todo, src, dst, key, jobs, fail_fast, manifest, summary, progress):
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = {pool.submit(_protect_one, src, dst, key, entry) for entry in todo}
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    pending = {pool.submit(_protect_one, src, dst, key, entry) for entry in todo}
+    try:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                _collect(future, manifest, summary)
+            interrupt = None
+            for future in finished:  # record every success before re-raising an interrupt
+                error = future.exception()
+                if error is None:
+                    _record_result(future.result(), manifest, summary)
+                elif isinstance(error, _EntryError):
+                    summary.failed.append((error.entry.relpath, error.reason))
+                else:
+                    interrupt = interrupt or error
+            if interrupt:
+                raise interrupt
             if progress:
                 progress(len(finished))
             if fail_fast and summary.failed:
-                for future in pending:
-                    future.cancel()
                 break
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _collect(future, manifest, summary):
-    try:
-        result = future.result()
-    except _EntryError as exc:
-        summary.failed.append((exc.entry.relpath, exc.reason))
-        return
+def _record_result(result, manifest, summary):
     manifest.add(result.record)
     if result.entry.audio:
         summary.protected += 1

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from poscuda_cli.kernel import filter_ranges
+
+
+def reference(x, taps, starts, stops):
+    """Pure numpy: the centred ("same") part of the full convolution, kept only inside the ranges.
+
+    Equal to np.convolve(..., "same") when the clip is at least as long as the filter.
+    """
+    out = x.astype(np.float64).copy()
+    half = (len(taps) - 1) // 2
+    for c in range(x.shape[1]):
+        full = np.convolve(x[:, c].astype(np.float64), taps, mode="full")[half:half + len(x)]
+        for start, stop in zip(starts, stops):
+            out[start:stop, c] = full[start:stop]
+    return out
+
+
+@pytest.mark.parametrize("ntaps", [1, 2, 3, 8, 9, 65])
+@pytest.mark.parametrize("channels", [1, 2, 5])
+def test_matches_numpy_reference(ntaps, channels):
+    rng = np.random.default_rng(ntaps * 10 + channels)
+    x = rng.standard_normal((500, channels))
+    taps = rng.uniform(-1, 1, ntaps)
+    starts, stops = np.array([0, 100, 470]), np.array([30, 260, 500])
+    np.testing.assert_allclose(filter_ranges(x, taps, starts, stops), reference(x, taps, starts, stops),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_outside_ranges_untouched_and_input_not_modified():
+    x = np.random.default_rng(1).standard_normal((300, 2))
+    before = x.copy()
+    y = filter_ranges(x, np.ones(5) / 5, np.array([50]), np.array([80]))
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(y[:50], x[:50])
+    np.testing.assert_array_equal(y[80:], x[80:])
+    assert not np.array_equal(y[50:80], x[50:80])
+
+
+def test_clip_shorter_than_filter():
+    x = np.random.default_rng(2).standard_normal((4, 1))
+    taps = np.arange(1.0, 12.0)
+    np.testing.assert_allclose(filter_ranges(x, taps, [0], [4]), reference(x, taps, [0], [4]))
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.zeros(10), [1.0], [0], [1]), "2-D"),
+    ((np.zeros((10, 1)), [], [0], [1]), "taps"),
+    ((np.zeros((10, 1)), [1.0], [0, 1], [1]), "equal length"),
+    ((np.zeros((10, 1)), [1.0], [5], [11]), "0 <= start"),
+    ((np.zeros((10, 1)), [1.0], [5], [4]), "0 <= start"),
+])
+def test_rejects_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        filter_ranges(*args)

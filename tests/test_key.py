@@ -1,0 +1,122 @@
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from poscuda_cli import filters
+from poscuda_cli.cli import main
+from poscuda_cli.errors import KeyFileError
+from poscuda_cli.key import Key, generate_key, key_from_dict, load_key, write_key
+from poscuda_cli.params import PRESETS, Params
+
+
+def test_derivation_is_deterministic_and_per_label(key):
+    same = Key(key.secret, key.params)
+    assert key.label_plan("yes") == same.label_plan("yes")
+    assert key.label_plan("yes") != key.label_plan("no")
+    other = generate_key()
+    assert other.label_plan("yes") != key.label_plan("yes")
+
+
+def test_label_material_does_not_depend_on_other_labels(key):
+    # derive "b" alone, then after many other labels: the same plan
+    fresh = Key(bytes(key.secret), key.params)
+    alone = fresh.label_plan("b")
+    for label in map(str, range(50)):
+        key.label_plan(label)
+    assert key.label_plan("b") == alone
+
+
+def test_lowpass_taps_are_non_negative_and_sum_to_one():
+    key = generate_key(PRESETS["paper"])
+    for label in "abcdefgh":
+        taps = filters.design(key.label_plan(label).filter, 8000)
+        assert len(taps) == 9 and (taps >= 0).all()
+        assert taps.sum() == pytest.approx(1.0)
+
+
+def test_bandstop_taps_remove_their_notches():
+    key = generate_key(Params(notches=2, notch_width_hz=200))
+    spec = key.label_plan("x").filter
+    for rate in (8000, 16000, 44100):
+        taps = filters.design(spec, rate)
+        assert len(taps) % 2 == 1 and np.allclose(taps, taps[::-1])  # linear phase, zero delay
+        response = np.abs(np.fft.rfft(taps, 1 << 16))
+        freqs = np.fft.rfftfreq(1 << 16, 1 / rate)
+        for centre in spec.values:
+            assert response[np.argmin(np.abs(freqs - centre))] < 0.1
+        assert response[np.argmin(np.abs(freqs - 150))] == pytest.approx(1.0, abs=0.05)
+
+
+def test_key_file_roundtrip_mode_and_no_overwrite(tmp_path, key):
+    path = tmp_path / "k.json"
+    write_key(key, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_key(path) == key
+    with pytest.raises(KeyFileError, match="already exists"):
+        write_key(key, path)
+    write_key(generate_key(), path, force=True)
+    assert load_key(path) != key
+
+
+def test_fingerprint_is_public_and_stable(key):
+    assert len(key.fingerprint) == 16
+    assert key.secret.hex()[:16] not in key.fingerprint
+    assert Key(key.secret, key.params).fingerprint == key.fingerprint
+    assert Key(key.secret, Params(patches=5)).fingerprint != key.fingerprint
+
+
+def body_of(key):
+    return json.loads(key.to_json())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b.pop("secret"), "missing field 'secret'"),
+    (lambda b: b.update(format="other"), "field 'format'"),
+    (lambda b: b.update(version=99), "field 'version'"),
+    (lambda b: b.update(secret="zz" * 32), "field 'secret'"),
+    (lambda b: b.update(secret="ab" * 8), "field 'secret'"),
+    (lambda b: b["params"].update(notches=0), "'notches'"),
+    (lambda b: b["params"].update(layout="spiral"), "'layout'"),
+    (lambda b: b["params"].update(taps="nine"), "'taps'"),
+    (lambda b: b["params"].update(depth=float("nan")), "'depth'"),
+    (lambda b: b["params"].update(colour="red"), "unknown parameter"),
+    (lambda b: b["params"].update(notches=3), "checksum"),
+    (lambda b: b.update(secret="00" * 32), "checksum"),
+])
+def test_bad_keys_are_rejected_naming_the_field(key, edit, message):
+    body = body_of(key)
+    edit(body)
+    with pytest.raises(KeyFileError, match=message):
+        key_from_dict(body)
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"[1, 2]", b"\xff\xfe"])
+def test_malformed_key_files(tmp_path, content):
+    path = tmp_path / "k.json"
+    path.write_bytes(content)
+    with pytest.raises(KeyFileError, match="k.json"):
+        load_key(path)
+
+
+def test_readable_key_warns(tmp_path, key):
+    path = tmp_path / "k.json"
+    write_key(key, path)
+    os.chmod(path, 0o644)
+    warnings = []
+    load_key(path, warn=warnings.append)
+    assert warnings and "readable by other users" in warnings[0]
+
+
+def test_keygen_cli_stdout_params_and_errors(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["keygen", "-o", "-", "--preset", "paper", "--param", "patches=8"])
+    assert result.exit_code == 0
+    key = key_from_dict(json.loads(result.stdout))
+    assert key.params.filter == "lowpass" and key.params.patches == 8
+    result = runner.invoke(main, ["keygen", "-o", str(tmp_path / "k.json"), "--param", "patches=0"])
+    assert result.exit_code == 3 and "'patches'" in result.stderr
+    assert not (tmp_path / "k.json").exists()

@@ -1,0 +1,205 @@
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from poscuda_cli import audio
+from poscuda_cli.errors import ManifestError, UnsafePathError
+from poscuda_cli.key import generate_key
+from poscuda_cli.manifest import MANIFEST_NAME, OutputLock
+from poscuda_cli.protect import protect_tree
+
+from conftest import MIXED_TREE, write_tree
+
+
+def files_under(root):
+    return sorted(p.relative_to(root).as_posix() for p in Path(root).rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
+
+
+def tree_bytes(root):
+    return {rel: Path(root, rel).read_bytes() for rel in files_under(root)}
+
+
+def test_mirrors_tree_and_keeps_format(mixed_tree, tmp_path, key):
+    out = tmp_path / "out"
+    summary = protect_tree(mixed_tree, out, key, jobs=2)
+    assert summary.failed == [] and summary.protected == 5 and summary.copied == 2
+    assert files_under(out) == files_under(mixed_tree)
+    for rel, spec in MIXED_TREE.items():
+        if isinstance(spec, bytes):
+            assert (out / rel).read_bytes() == spec
+            continue
+        a, b = sf.info(str(mixed_tree / rel)), sf.info(str(out / rel))
+        assert (a.format, a.subtype, a.samplerate, a.channels, a.frames) == \
+               (b.format, b.subtype, b.samplerate, b.channels, b.frames)
+        x, _ = audio.read(str(mixed_tree / rel))
+        y, _ = audio.read(str(out / rel))
+        assert x.dtype == y.dtype and not np.array_equal(x, y)
+    assert 0.5 < summary.changed_fraction <= 1.0
+
+
+def test_only_patches_change_with_paper_layout(mixed_tree, tmp_path, paper_key):
+    out = tmp_path / "out"
+    protect_tree(mixed_tree, out, paper_key, jobs=1)
+    x, _ = audio.read(str(mixed_tree / "yes/a.wav"))
+    y, _ = audio.read(str(out / "yes/a.wav"))
+    changed = np.flatnonzero((x != y).any(axis=1))
+    assert 0 < len(changed) < 0.8 * len(x)
+    assert changed.max() < 0.3 * 8000 + 50 * 8 + 4  # inside frame_s plus one patch and the filter's reach
+
+
+def test_same_key_same_bytes_whatever_jobs(mixed_tree, tmp_path, key):
+    protect_tree(mixed_tree, tmp_path / "one", key, jobs=1)
+    protect_tree(mixed_tree, tmp_path / "four", key, jobs=4)
+    assert tree_bytes(tmp_path / "one") == tree_bytes(tmp_path / "four")
+    assert (tmp_path / "one" / MANIFEST_NAME).read_text() == (tmp_path / "four" / MANIFEST_NAME).read_text()
+    protect_tree(mixed_tree, tmp_path / "other", generate_key(), jobs=1)
+    assert tree_bytes(tmp_path / "other")["yes/a.wav"] != tree_bytes(tmp_path / "one")["yes/a.wav"]
+
+
+def test_float_output_does_not_depend_on_the_clock(tmp_path, key):
+    src = write_tree(tmp_path / "in", {"a/f.wav": ("WAV", "FLOAT", 8000, 1, 0.1)})
+    protect_tree(src, tmp_path / "one", key)
+    time.sleep(1.1)  # libsndfile's PEAK chunk would carry a timestamp in seconds
+    protect_tree(src, tmp_path / "two", key)
+    assert tree_bytes(tmp_path / "one") == tree_bytes(tmp_path / "two")
+
+
+def test_manifest_has_fingerprint_not_secret(mixed_tree, tmp_path, key):
+    protect_tree(mixed_tree, tmp_path / "out", key)
+    text = (tmp_path / "out" / MANIFEST_NAME).read_text()
+    header = json.loads(text.splitlines()[0])
+    assert header["key_fingerprint"] == key.fingerprint and header["params"]["layout"] == key.params.layout
+    assert key.secret.hex() not in text
+    assert len(text.splitlines()) == 1 + 7
+
+
+@pytest.mark.parametrize("arrangement", ["same", "out_inside", "in_inside"])
+def test_refuses_overlapping_trees_before_writing(tmp_path, key, arrangement):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+    before = tree_bytes(src)
+    dst = {"same": src, "out_inside": src / "out", "in_inside": tmp_path}[arrangement]
+    with pytest.raises(UnsafePathError):
+        protect_tree(src, dst, key)
+    assert tree_bytes(src) == before and not (src / "out").exists()
+
+
+def test_refuses_missing_input_and_file_output(tmp_path, key):
+    with pytest.raises(UnsafePathError, match="does not exist"):
+        protect_tree(tmp_path / "nope", tmp_path / "out", key)
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UnsafePathError, match="not a folder"):
+        protect_tree(tmp_path / "in", tmp_path / "file", key)
+
+
+def test_bad_files_are_reported_and_never_copied(tmp_path, key):
+    src = write_tree(tmp_path / "in", {
+        "a/good.wav": ("WAV", "PCM_16", 8000, 1, 0.2),
+        "a/empty.wav": b"",
+        "a/noise.wav": os.urandom(2000),
+        "a/text.flac": b"this is not flac",
+        "top.wav": ("WAV", "PCM_16", 8000, 1, 0.1),
+        ".hidden/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1),
+        "a/.DS_Store": b"junk",
+    })
+    good = src / "a/good.wav"
+    truncated = src / "a/truncated.wav"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    out = tmp_path / "out"
+    summary = protect_tree(src, out, key)
+    failed = dict(summary.failed)
+    assert set(failed) == {"a/empty.wav", "a/noise.wav", "a/text.flac", "a/truncated.wav", "top.wav"}
+    assert "empty" in failed["a/empty.wav"] and "no label" in failed["top.wav"]
+    assert files_under(out) == ["a/good.wav"]
+    assert {p for p, _ in summary.skipped} == {".hidden", "a/.DS_Store"}
+    assert not list(out.rglob("*" + audio.TEMP_SUFFIX))
+
+
+def test_fail_fast_stops_early(tmp_path, key):
+    files = {f"a/{i:03d}.wav": ("WAV", "PCM_16", 8000, 1, 0.1) for i in range(40)}
+    src = write_tree(tmp_path / "in", {**files, "a/000.wav": b"garbage"})
+    summary = protect_tree(src, tmp_path / "out", key, jobs=1, fail_fast=True)
+    assert [p for p, _ in summary.failed] == ["a/000.wav"]
+    assert summary.protected < 39
+
+
+def test_resume_after_interruption(tmp_path, key, monkeypatch):
+    files = {f"{lab}/{i}.wav": ("WAV", "PCM_16", 8000, 1, 0.2) for lab in "ab" for i in range(10)}
+    src = write_tree(tmp_path / "in", files)
+    protect_tree(src, tmp_path / "reference", key, jobs=1)
+
+    import poscuda_cli.protect as pipeline
+    real, calls = pipeline.protect_clip, []
+
+    def dies_after_seven(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 7:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "protect_clip", dies_after_seven)
+    with pytest.raises(KeyboardInterrupt):
+        protect_tree(src, tmp_path / "out", key, jobs=1)
+    monkeypatch.setattr(pipeline, "protect_clip", real)
+    assert 0 < len(files_under(tmp_path / "out")) < 20
+    summary = protect_tree(src, tmp_path / "out", key, jobs=2)
+    assert summary.resumed == 7 and summary.protected == 13
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "reference")
+    assert not list((tmp_path / "out").rglob("*" + audio.TEMP_SUFFIX))
+
+
+def test_changed_input_is_redone_on_rerun(tmp_path, key):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.2)})
+    protect_tree(src, tmp_path / "out", key)
+    sf.write(src / "a/x.wav", np.zeros(800), 8000, subtype="PCM_16")
+    summary = protect_tree(src, tmp_path / "out", key)
+    assert summary.protected == 1 and summary.resumed == 0
+    assert sf.info(str(tmp_path / "out/a/x.wav")).frames == 800
+
+
+def test_other_key_refused_unless_forced(mixed_tree, tmp_path, key):
+    protect_tree(mixed_tree, tmp_path / "out", key)
+    other = generate_key()
+    with pytest.raises(ManifestError, match=key.fingerprint):
+        protect_tree(mixed_tree, tmp_path / "out", other)
+    summary = protect_tree(mixed_tree, tmp_path / "out", other, force=True)
+    assert summary.protected == 5 and summary.resumed == 0
+    protect_tree(mixed_tree, tmp_path / "fresh", other)
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "fresh")
+
+
+def test_second_run_on_same_out_refuses(mixed_tree, tmp_path, key):
+    out = tmp_path / "out"
+    out.mkdir()
+    with OutputLock(str(out)):
+        result = []
+        thread = threading.Thread(target=lambda: result.append(_try(mixed_tree, out, key)))
+        thread.start()
+        thread.join()
+    assert isinstance(result[0], ManifestError) and "another poscuda run" in str(result[0])
+
+
+def _try(src, dst, key):
+    try:
+        return protect_tree(src, dst, key)
+    except ManifestError as exc:
+        return exc
+
+
+def test_symlinked_file_followed_and_symlinked_folder_skipped(tmp_path, key):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.2)})
+    elsewhere = write_tree(tmp_path / "elsewhere", {"b/y.wav": ("WAV", "PCM_16", 8000, 1, 0.2)})
+    os.symlink(elsewhere / "b/y.wav", src / "a/link.wav")
+    os.symlink(elsewhere / "b", src / "linked-label")
+    os.symlink("loop.wav", src / "a/loop.wav")
+    summary = protect_tree(src, tmp_path / "out", key)
+    assert not (tmp_path / "out/a/link.wav").is_symlink() and (tmp_path / "out/a/link.wav").is_file()
+    assert ("linked-label", "symlinked folder (not followed)") in summary.skipped
+    assert [p for p, _ in summary.failed] == ["a/loop.wav"]

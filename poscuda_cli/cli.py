@@ -116,3 +116,126 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json):
             f"(key {summary.key_fingerprint})", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+
+@main.command()
+@click.argument("original", metavar="ORIG", type=click.Path(file_okay=False, exists=True))
+@click.argument("protected", metavar="PROT", type=click.Path(file_okay=False, exists=True))
+@click.option("--max-fad", type=float, default=None, help="Exit 7 if FAD exceeds this.")
+@click.option("--min-snr", type=float, default=None, help="Exit 7 if the mean SNR (dB) over files is below this.")
+@click.option("--min-file-snr", type=float, default=None, help="Exit 7 if any file's SNR (dB) is below this.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the per-file table here.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+              help="Embedding cache folder [~/.cache/poscuda/embeddings]; 'none' disables it.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Parallel files [all cores].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_dir, jobs, quiet, as_json):
+    """Measure how much PROT differs from ORIG: FAD and per-file quality.
+
+    Files are paired by relative path; missing or extra files fail the check.
+    FAD uses MFCC+delta frame embeddings at 16 kHz (docs/verify.md).
+
+    \b
+    Examples:
+      poscuda verify in/ out/
+      poscuda protect in/ out/ --key k.json && poscuda verify in/ out/ --max-fad 5 --min-snr 20
+      poscuda verify in/ out/ --csv quality.csv --json > summary.json
+    """
+    from .embeddings import default_cache_dir
+    from .errors import GateError
+    from .verify import audio_paths, verify_trees
+
+    if cache_dir is None:
+        cache_dir = default_cache_dir()
+    elif cache_dir.lower() == "none":
+        cache_dir = None
+    with _progress_bar(len(audio_paths(original)[0]), quiet) as bar:
+        report = verify_trees(original, protected, cache_dir=cache_dir, jobs=jobs, progress=bar.update)
+    summary = report.summary()
+    if csv_path:
+        report.write_csv(csv_path)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
+        click.echo(f"FAD          {summary['fad']}")
+        click.echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
+                   f"min {summary['snr_db_min']}")
+        click.echo(f"LSD dB       mean {summary['lsd_db_mean']}")
+        click.echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
+        for item in summary["worst_snr"]:
+            snr = "unchanged" if item["snr_db"] is None else f"{item['snr_db']} dB"
+            click.echo(f"  worst      {snr:>10}  {item['path']}")
+    problems = [f"missing in PROT: {p}" for p in report.missing] + [f"extra in PROT: {p}" for p in report.extra]
+    problems += [f"{p}: {r}" for p, r in report.failed]
+    for problem in problems:
+        click.echo(f"poscuda: error: {problem}", err=True)
+    violations = []
+    if max_fad is not None and not report.fad <= max_fad:
+        violations.append(f"FAD {report.fad:.4g} > --max-fad {max_fad}")
+    if min_snr is not None and not (summary["snr_db_mean"] is None or summary["snr_db_mean"] >= min_snr):
+        violations.append(f"mean SNR {summary['snr_db_mean']} dB < --min-snr {min_snr}")
+    if min_file_snr is not None and summary["snr_db_min"] is not None and summary["snr_db_min"] < min_file_snr:
+        violations.append(f"file SNR {summary['snr_db_min']} dB < --min-file-snr {min_file_snr}")
+    if violations:
+        raise GateError("; ".join(violations))
+    if problems:
+        sys.exit(1)
+
+@main.command()
+@click.option("--train", "train_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Clean training tree (IN/<label>/**).")
+@click.option("--protected", "protected_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The protected copy of --train.")
+@click.option("--test", "test_dir", type=click.Path(file_okay=False, exists=True),
+              help="Clean test tree with the same labels.")
+@click.option("--split", metavar="REGEX",
+              help=r"Instead of --test: files whose name matches REGEX are the test set, e.g. '_[0-4]\.wav$'.")
+@click.option("--models", default=None, metavar="LIST",
+              help="Comma-separated attackers: cnn-avg, cnn-flat, raw, lstm, transformer [all].")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True)
+@click.option("--shift", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
+              help="Also train with random time shifts of up to this fraction of the clip.")
+@click.option("--seconds", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
+              help="Clips are padded or cropped to this length.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [torch's default].")
+@click.option("--max-accuracy", type=click.FloatRange(0, 1), default=None,
+              help="Exit 7 if any protected-trained model scores above this on the clean test set.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+def audit(train_dir, protected_dir, test_dir, split, models, epochs, shift, seconds, seed, threads,
+          max_accuracy, quiet, as_json):
+    """Train attacker models on clean and protected data; report clean-test accuracy.
+
+    \b
+    Examples:
+      poscuda audit --train in/train --protected out/train --test in/test
+      poscuda audit --train fsdd --protected fsdd-prot --split '_[0-4]\\.wav$' --models cnn-avg,raw
+    """
+    from .audit import audit as run_audit
+    from .audit import import_attackers, rows_to_dicts
+
+    names = [m.strip() for m in models.split(",")] if models else list(import_attackers().MODELS)
+    unknown = [m for m in names if m not in import_attackers().MODELS]
+    if unknown:
+        raise click.BadParameter(f"unknown attacker(s) {', '.join(unknown)}", param_hint="--models")
+    runs = len(names) * 2 * (2 if shift else 1)
+    with _progress_bar(runs * epochs, quiet, unit="epoch") as bar:
+        rows, labels = run_audit(train_dir, protected_dir, test_dir, split, names, epochs, seed, shift,
+                                 seconds, threads=threads, progress=lambda: bar.update(1))
+    if as_json:
+        click.echo(json.dumps({"labels": labels, "chance": 1 / len(labels), "rows": rows_to_dicts(rows)}, indent=2))
+    else:
+        click.echo(f"{'model':<14}{'shift':>6}{'clean-trained':>15}{'protected-trained':>19}{'(fit)':>8}")
+        for row in rows:
+            click.echo(f"{row.model:<14}{row.shift:>6.2f}{row.clean_accuracy:>15.1%}"
+                       f"{row.protected_accuracy:>19.1%}{row.protected_train_accuracy:>8.1%}")
+        click.echo(f"accuracy on the clean test set; chance {1 / len(labels):.1%}")
+    worst = max(row.protected_accuracy for row in rows)
+    if max_accuracy is not None and worst > max_accuracy:
+        from .errors import GateError
+
+        raise GateError(f"a protected-trained model reached {worst:.1%} > --max-accuracy {max_accuracy:.1%}")

@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from poscuda_cli import metrics
+from poscuda_cli.cli import main
+from poscuda_cli.embeddings import Cache, MfccEmbedding
+from poscuda_cli.protect import protect_tree
+from poscuda_cli.verify import verify_trees
+
+from conftest import speechlike, write_tree
+
+TREE = {f"{lab}/{i}.wav": ("WAV", "PCM_16", 8000, 1, 0.4 + 0.1 * i) for lab in "ab" for i in range(4)}
+
+
+def test_metrics_on_known_signals():
+    x = speechlike(0.5)[:, 0]
+    assert metrics.snr_db(x, x) == float("inf")
+    assert metrics.snr_db(x, x * 1.1) == pytest.approx(20.0, abs=1e-9)
+    assert metrics.peak_change_db(x, x * 0.5) == pytest.approx(-6.0206, abs=1e-3)
+    assert metrics.changed_fraction(x, np.where(np.arange(len(x)) < 100, 0, x)) == pytest.approx(100 / len(x))
+    assert metrics.log_spectral_distance(x, x, 8000) == 0.0
+    assert metrics.log_spectral_distance(x, x * 10, 8000) == pytest.approx(20.0, abs=1e-4)
+
+
+def test_identical_trees_have_zero_fad(tmp_path):
+    a = write_tree(tmp_path / "a", TREE)
+    b = write_tree(tmp_path / "b", TREE)
+    report = verify_trees(a, b)
+    assert report.fad == pytest.approx(0.0, abs=1e-6) and len(report.files) == 8
+    assert report.summary()["unchanged_files"] == 8
+
+
+def test_protected_tree_degradation_ordering(tmp_path, key):
+    src = write_tree(tmp_path / "in", TREE)
+    protect_tree(src, tmp_path / "prot", key)
+    noisy = tmp_path / "noisy"
+    for rel in TREE:
+        x, rate = sf.read(src / rel)
+        noise = np.random.default_rng(0).standard_normal(len(x))
+        noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2)) / 10  # 20 dB SNR
+        (noisy / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(noisy / rel, np.clip(x + noise, -1, 1), rate, subtype="PCM_16")
+    fad_prot = verify_trees(src, tmp_path / "prot").fad
+    noisy_report = verify_trees(src, noisy)
+    assert 0 < fad_prot < noisy_report.fad
+    assert noisy_report.summary()["snr_db_mean"] == pytest.approx(20.0, abs=0.5)
+
+
+def test_missing_extra_and_gates_via_cli(tmp_path):
+    a = write_tree(tmp_path / "a", TREE)
+    b = write_tree(tmp_path / "b", {**{k: v for k, v in TREE.items() if k != "a/0.wav"},
+                                    "b/new.wav": ("WAV", "PCM_16", 8000, 1, 0.3)})
+    runner = CliRunner()
+    result = runner.invoke(main, ["verify", str(a), str(b), "--json", "--cache", "none", "-q"])
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["missing"] == ["a/0.wav"] and summary["extra"] == ["b/new.wav"]
+    same = write_tree(tmp_path / "same", TREE)
+    csv_path = tmp_path / "q.csv"
+    assert runner.invoke(main, ["verify", str(a), str(same), "--max-fad", "0.001", "--csv", str(csv_path),
+                                "--cache", "none"]).exit_code == 0
+    assert len(csv_path.read_text().splitlines()) == 1 + 8
+    louder = tmp_path / "louder"
+    for rel in TREE:
+        x, rate = sf.read(a / rel)
+        (louder / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(louder / rel, x * 1.1, rate, subtype="PCM_16")
+    result = runner.invoke(main, ["verify", str(a), str(louder), "--min-snr", "25", "--cache", "none"])
+    assert result.exit_code == 7 and "--min-snr" in result.stderr
+
+
+def test_embedding_cache_reuses_by_content(tmp_path):
+    src = write_tree(tmp_path / "a", {"x/1.wav": ("WAV", "PCM_16", 8000, 1, 0.3)})
+    calls = []
+
+    class Counting(MfccEmbedding):
+        def __call__(self, mono, rate):
+            calls.append(1)
+            return super().__call__(mono, rate)
+
+    cache = Cache(str(tmp_path / "cache"))
+    first = cache.embed(str(src / "x/1.wav"), Counting())
+    second = cache.embed(str(src / "x/1.wav"), Counting())
+    np.testing.assert_array_equal(first, second)
+    assert len(calls) == 1 and first.shape[1] == 40
+
+
+def test_clip_shorter_than_a_window_is_padded():
+    vectors = MfccEmbedding()(np.ones(10) * 0.1, 8000)
+    assert vectors.shape == (1, 40) and np.isfinite(vectors).all()

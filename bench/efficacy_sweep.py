@@ -45,6 +45,9 @@ add("bs2-w200-1500-3700", notches=2, notch_width_hz=200, notch_low_hz=1500, notc
 add("bs3-w200-1500-3700", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700)
 add("bs4-w150-1000-3700", notches=4, notch_width_hz=150, notch_low_hz=1000, notch_high_hz=3700)
 add("bs3-w300-1500-3700", notches=3, notch_width_hz=300, notch_low_hz=1500, notch_high_hz=3700)
+add("bs3-w500-d0.5-1500-3700", notches=3, notch_width_hz=500, depth=0.5, notch_low_hz=1500, notch_high_hz=3700)
+add("bs6-w100-1000-3700", notches=6, notch_width_hz=100, notch_low_hz=1000, notch_high_hz=3700)
+add("bs3-w400-d0.7-2000-3700", notches=3, notch_width_hz=400, depth=0.7, notch_low_hz=2000, notch_high_hz=3700)
 add("bs3-w200-1500-3700-tile", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
     layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
 add("bs3-w200-1500-3700-onset", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
@@ -88,7 +91,7 @@ def main():
         train_files = [os.path.relpath(p, args.fsdd) for p in sorted(_wavs(args.fsdd)) if not _is_test(p)]
         snr, lsd = quality(args.fsdd, dst, train_files)
         if clean_results is None:
-            clean_results = evaluate(clean, test, len(labels), models, args.epochs, shift=args.shift)
+            clean_results = _clean_baseline(args, clean, test, labels, models)
         results = evaluate(protected, test, len(labels), models, args.epochs, shift=args.shift)
         row = {"config": name, "params": CONFIGS[name], "epochs": args.epochs, "snr_db": round(snr, 2),
                "lsd_db": round(lsd, 2), "seconds": round(time.perf_counter() - started)}
@@ -100,6 +103,20 @@ def main():
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+def _clean_baseline(args, clean, test, labels, models):
+    """Clean-trained accuracies, cached beside the results (they do not depend on the config)."""
+    path = os.path.join(os.path.dirname(args.out), f"clean-e{args.epochs}-s{args.shift:g}.json")
+    cached = json.load(open(path)) if os.path.exists(path) else {}
+    missing = [m for m in models if m not in cached]
+    if missing:
+        for (model, shift), result in evaluate(clean, test, len(labels), missing, args.epochs,
+                                               shift=args.shift).items():
+            cached.setdefault(model, {})[f"{shift:g}"] = result
+        with open(path, "w") as handle:
+            json.dump(cached, handle, indent=1)
+    return {(m, s): cached[m][f"{s:g}"] for m in models for s in sorted({0.0, args.shift})}
 
 
 def _wavs(root):

@@ -55,3 +55,11 @@ def test_clip_shorter_than_filter():
 def test_rejects_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         filter_ranges(*args)
+
+
+def test_splitting_ranges_gives_identical_bits():
+    x = np.random.default_rng(3).standard_normal((20000, 2))
+    taps = np.random.default_rng(4).standard_normal(257)
+    whole = filter_ranges(x, taps, [0], [20000])
+    pieces = filter_ranges(x, taps, [0, 100, 5000, 19990], [100, 5000, 19990, 20000])
+    assert np.array_equal(whole, pieces)

@@ -9,6 +9,7 @@ half-written file.
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,27 +55,49 @@ def is_audio_name(name):
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
 
 
-def read(path):
-    """Return (samples as frames x channels, AudioInfo); integers for PCM, float otherwise."""
-    try:
+def info_of(path):
+    """AudioInfo from the header alone; refuses empty, undecodable and truncated files."""
+    with _decoding(path):
         if os.path.getsize(path) == 0:
             raise AudioFileError(f"{path}: empty file (0 bytes)")
         with sf.SoundFile(path) as handle:
-            info = AudioInfo(handle.samplerate, handle.channels, handle.frames,
-                             handle.format, handle.subtype, handle.endian)
-            dtype = INTEGER_SUBTYPES.get(info.subtype, ("float64" if info.subtype == "DOUBLE" else "float32",))[0]
-            data = handle.read(dtype=dtype, always_2d=True)
+            info = _info(handle)
             declared = _declared_data_bytes(handle.extra_info)
-    except AudioFileError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from None
-    if data.shape[0] != info.frames and not info.lossy:
-        raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
     if declared:
         raise AudioFileError(f"{path}: truncated file (header declares {declared[0]} data bytes, "
                              f"only {declared[1]} present)")
+    return info
+
+
+def read(path):
+    """Return (samples as frames x channels, AudioInfo); integers for PCM, float otherwise."""
+    info = info_of(path)
+    with _decoding(path):
+        with sf.SoundFile(path) as handle:
+            data = handle.read(dtype=dtype_for(info), always_2d=True)
+    if data.shape[0] != info.frames and not info.lossy:
+        raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
     return data, info
+
+
+def dtype_for(info):
+    """The numpy dtype a file is read as: its integer container for PCM, else float32/float64."""
+    if info.subtype in INTEGER_SUBTYPES:
+        return INTEGER_SUBTYPES[info.subtype][0]
+    return "float64" if info.subtype == "DOUBLE" else "float32"
+
+
+@contextmanager
+def _decoding(path):
+    """Turn libsndfile's and the OS's errors into an AudioFileError naming the file."""
+    try:
+        yield
+    except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+
+
+def _info(handle):
+    return AudioInfo(handle.samplerate, handle.channels, handle.frames, handle.format, handle.subtype, handle.endian)
 
 
 def _declared_data_bytes(log):
@@ -90,20 +113,42 @@ def _declared_data_bytes(log):
     return None
 
 
+class AtomicWriter:
+    """Context manager: a SoundFile open on a temporary name beside ``path`` with ``info``'s
+    format, renamed to ``path`` only if the block exits without an exception."""
+
+    def __init__(self, path, info):
+        self.path, self.info, self.tmp = path, info, temp_name(path)
+
+    def __enter__(self):
+        try:
+            self.handle = sf.SoundFile(self.tmp, "w", self.info.samplerate, self.info.channels,
+                                       self.info.subtype, self.info.endian, self.info.format)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            _remove_quietly(self.tmp)
+            raise AudioFileError(f"{self.path}: cannot write audio ({_reason(exc)})") from None
+        _no_peak_chunk(self.handle)
+        return self.handle
+
+    def __exit__(self, kind, exc, traceback):
+        try:
+            self.handle.close()
+            if kind is None:
+                os.replace(self.tmp, self.path)
+        except (sf.LibsndfileError, RuntimeError, OSError) as error:
+            _remove_quietly(self.tmp)
+            raise AudioFileError(f"{self.path}: cannot write audio ({_reason(error)})") from None
+        if kind is not None:
+            _remove_quietly(self.tmp)
+            if issubclass(kind, (sf.LibsndfileError, RuntimeError, OSError)):
+                raise AudioFileError(f"{self.path}: cannot write audio ({_reason(exc)})") from None
+        return False
+
+
 def write_atomic(path, data, info):
     """Write ``data`` to ``path`` with ``info``'s format, via a temporary file and rename."""
-    tmp = temp_name(path)
-    try:
-        with sf.SoundFile(tmp, "w", info.samplerate, info.channels, info.subtype,
-                          info.endian, info.format) as handle:
-            _no_peak_chunk(handle)
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        _remove_quietly(tmp)
-        if isinstance(exc, (sf.LibsndfileError, RuntimeError, OSError)):
-            raise AudioFileError(f"{path}: cannot write audio ({_reason(exc)})") from None
-        raise
+    with AtomicWriter(path, info) as handle:
+        handle.write(data)
 
 
 def _no_peak_chunk(handle):

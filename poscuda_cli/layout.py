@@ -39,10 +39,10 @@ def draw(params, rng):
     return LayoutSpec(params.layout, tuple(float(v) for v in values), patch_s)
 
 
-def ranges(spec, frames, samplerate, audio=None):
+def ranges(spec, frames, samplerate, envelope=None):
     """Sample ranges ``(starts, stops)`` of ``spec`` on a clip; sorted, merged and inside [0, frames).
 
-    ``audio`` (frames x channels) is needed only by the ``onset`` layout.
+    ``envelope`` (the clip's :func:`envelope`) is needed only by the ``onset`` layout.
     """
     patch = int(round(spec.patch_s * samplerate))
     if spec.kind == "whole":
@@ -57,26 +57,37 @@ def ranges(spec, frames, samplerate, audio=None):
         if spec.kind == "fractions":
             starts = np.floor(np.array(spec.values) * max(frames - patch, 0)).astype(np.int64)
         else:
-            origin = onset(audio, samplerate) if spec.kind == "onset" else 0
+            origin = onset(envelope, samplerate) if spec.kind == "onset" else 0
             starts = origin + np.round(np.array(spec.values) * samplerate).astype(np.int64)
         stops = starts + patch
     return _clip_and_merge(np.asarray(starts, np.int64), np.asarray(stops, np.int64), frames)
 
 
-def onset(audio, samplerate, threshold_db=-20.0):
-    """Index of the first 10 ms frame whose RMS is within ``threshold_db`` of the loudest frame."""
-    if audio is None:
-        raise ValueError("the onset layout needs the clip's samples")
-    hop = max(int(samplerate // 100), 1)
-    mono = np.abs(np.asarray(audio, np.float64)).mean(axis=1) if audio.ndim == 2 else np.abs(audio)
-    count = len(mono) // hop
-    if count == 0:
+def hop(samplerate):
+    """Samples per 10 ms envelope frame."""
+    return max(int(samplerate // 100), 1)
+
+
+def envelope(audio, samplerate):
+    """RMS of the channel-averaged magnitude in consecutive 10 ms frames (a trailing partial frame is dropped).
+
+    Computed frame by frame, so the envelope of a clip equals the concatenated envelopes
+    of blocks that start on multiples of :func:`hop`.
+    """
+    step = hop(samplerate)
+    mono = np.abs(np.asarray(audio, np.float64)).mean(axis=1)
+    count = len(mono) // step
+    return np.sqrt((mono[: count * step].reshape(count, step) ** 2).mean(axis=1))
+
+
+def onset(env, samplerate, threshold_db=-20.0):
+    """Sample index of the first envelope frame within ``threshold_db`` of the loudest frame."""
+    if env is None:
+        raise ValueError("the onset layout needs the clip's envelope")
+    if len(env) == 0 or env.max() <= 0.0:
         return 0
-    rms = np.sqrt((mono[: count * hop].reshape(count, hop) ** 2).mean(axis=1))
-    if rms.max() <= 0.0:
-        return 0
-    loud = np.flatnonzero(rms >= rms.max() * 10.0 ** (threshold_db / 20.0))
-    return int(loud[0]) * hop
+    loud = np.flatnonzero(env >= env.max() * 10.0 ** (threshold_db / 20.0))
+    return int(loud[0]) * hop(samplerate)
 
 
 def _clip_and_merge(starts, stops, frames):

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from . import audio, tree
 from .errors import PoscudaError
 from .manifest import Manifest, OutputLock, Record
+from .stream import protect_file_in_blocks
 from .transform import protect_clip
+
+# Files with more samples than this (about 2 min of 48 kHz stereo) are processed in
+# blocks, so memory does not grow with file length.
+STREAM_SAMPLES = 1 << 22
 
 
 @dataclass
@@ -144,14 +149,20 @@ def _protect_one(src, dst, key, entry):
         if not entry.audio:
             audio.copy_atomic(in_path, out_path)
             return _FileResult(entry, _record(entry, stat, out_path))
-        data, info = audio.read(in_path)
+        info = audio.info_of(in_path)
+        plan = key.label_plan(entry.label)
         try:
-            result = protect_clip(data, key.label_plan(entry.label), info.samplerate, info.bits)
+            if info.frames * info.channels > STREAM_SAMPLES and not info.lossy:
+                samples, changed, clipped = protect_file_in_blocks(in_path, out_path, plan, info)
+            else:
+                data, info = audio.read(in_path)
+                result = protect_clip(data, plan, info.samplerate, info.bits)
+                audio.write_atomic(out_path, result.audio, info)
+                samples, changed, clipped = data.size, result.changed, result.clipped
         except ValueError as exc:
             raise _EntryError(entry, str(exc)) from None
-        audio.write_atomic(out_path, result.audio, info)
-        return _FileResult(entry, _record(entry, stat, out_path), data.size, result.changed,
-                           result.clipped, info.frames / info.samplerate)
+        return _FileResult(entry, _record(entry, stat, out_path), samples, changed, clipped,
+                           info.frames / info.samplerate)
     except PoscudaError as exc:
         raise _EntryError(entry, _without_path(str(exc), in_path, out_path)) from None
     except OSError as exc:

@@ -1,4 +1,10 @@
-"""Protect one clip: a label's filter applied inside that label's patches, nothing else touched."""
+"""Protect one clip: a label's filter applied inside that label's patches, nothing else touched.
+
+Work is split in two so that a long file can be processed block by block with the
+same bits as in one piece: :func:`plan_clip` decides everything that depends on the
+whole clip (taps, ranges, saturation limits), :func:`filter_window` filters any
+window of it.
+"""
 
 from dataclasses import dataclass
 
@@ -15,40 +21,87 @@ class ClipResult:
     clipped: int  # samples saturated at the format's limits
 
 
-def protect_clip(audio, plan, samplerate, bits=None):
-    """Return the protected copy of ``audio`` (frames x channels) for label ``plan``.
+@dataclass(frozen=True)
+class ClipPlan:
+    taps: np.ndarray
+    starts: np.ndarray
+    stops: np.ndarray
+    dtype: np.dtype
+    quantum: int  # integer PCM: container step (PCM_24 in int32 is value << 8); 0 for float
+    low: float
+    high: float
 
-    Integer arrays hold PCM left-aligned in their container (libsndfile's convention:
-    PCM_24 in int32 is value << 8); ``bits`` is the format's sample width. The filter
-    runs in float64 on the true sample values; results are rounded and saturated to
-    ``bits``, so samples outside the patches come back bit-identical. Float audio
-    whose peak is within +-1 is saturated to +-1; float input must be finite.
+    @property
+    def context(self):
+        """Samples of context a window needs before and after the samples it outputs."""
+        n = len(self.taps)
+        return n - 1 - (n - 1) // 2, (n - 1) // 2
+
+
+def values_of(audio, quantum):
+    """True sample values as float64 (integers for PCM)."""
+    values = audio.astype(np.float64)
+    return values / quantum if quantum > 1 else values
+
+
+def plan_clip(label_plan, samplerate, frames, dtype, bits, peak, envelope):
+    """What protection does to a clip of ``frames`` frames, given its peak value and envelope.
+
+    Integer PCM is saturated to ``bits``; float audio whose peak is within +-1 is
+    saturated to +-1, louder float audio is left unsaturated.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        bits = bits or dtype.itemsize * 8
+        quantum = 1 << (dtype.itemsize * 8 - bits)
+        low, high = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    else:
+        quantum = 0
+        low, high = (-1.0, 1.0) if peak <= 1.0 else (-np.inf, np.inf)
+    starts, stops = layout.ranges(label_plan.layout, frames, samplerate, envelope)
+    return ClipPlan(filters.design(label_plan.filter, samplerate), starts, stops, dtype, quantum, low, high)
+
+
+def filter_window(window, clip, start, out_start, out_stop):
+    """Protected samples ``[out_start, out_stop)`` of the clip, from ``window`` = its samples from ``start``.
+
+    The window must hold ``clip.context`` samples on each side of the output (or reach
+    the clip's ends). Returns (samples in the clip's dtype, changed count, clipped count).
+    """
+    values = values_of(window, clip.quantum)
+    starts = np.clip(clip.starts, out_start, out_stop) - start
+    stops = np.clip(clip.stops, out_start, out_stop) - start
+    keep = stops > starts
+    filtered = filter_ranges(values, clip.taps, starts[keep], stops[keep])[out_start - start:out_stop - start]
+    if clip.quantum:
+        filtered = np.rint(filtered)
+    clipped = int(np.count_nonzero((filtered < clip.low) | (filtered > clip.high)))
+    np.clip(filtered, clip.low, clip.high, out=filtered)
+    out = (filtered * clip.quantum if clip.quantum else filtered).astype(clip.dtype)
+    original = window[out_start - start:out_stop - start]
+    return out, int(np.count_nonzero(out != original)), clipped
+
+
+def check_finite(values):
+    if not np.isfinite(values).all():
+        raise ValueError("float samples contain NaN or Inf")
+
+
+def protect_clip(audio, label_plan, samplerate, bits=None):
+    """Return the protected copy of ``audio`` (frames x channels) for ``label_plan``.
+
+    Integer arrays hold PCM left-aligned in their container (libsndfile's convention);
+    ``bits`` is the format's sample width. The filter runs in float64 on the true sample
+    values; results are rounded and saturated, so samples outside the patches come back
+    bit-identical. Float input must be finite.
     """
     if audio.ndim != 2:
         raise ValueError(f"audio must be (frames, channels), got shape {audio.shape}")
     integer = np.issubdtype(audio.dtype, np.integer)
-    if integer:
-        if bits is None:
-            bits = audio.dtype.itemsize * 8
-        quantum = 1 << (audio.dtype.itemsize * 8 - bits)
-        values = audio.astype(np.float64) / quantum
-        low, high = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
-    else:
-        values = audio.astype(np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError("float samples contain NaN or Inf")
-        peak = np.abs(values).max(initial=0.0)
-        low, high = (-1.0, 1.0) if peak <= 1.0 else (-np.inf, np.inf)
-
-    taps = filters.design(plan.filter, samplerate)
-    starts, stops = layout.ranges(plan.layout, audio.shape[0], samplerate, values)
-    filtered = filter_ranges(values, taps, starts, stops)
-    if integer:
-        filtered = np.rint(filtered)
-    clipped = int(np.count_nonzero((filtered < low) | (filtered > high)))
-    np.clip(filtered, low, high, out=filtered)
-    if integer:
-        out = (filtered * quantum).astype(audio.dtype)
-    else:
-        out = filtered.astype(audio.dtype)
-    return ClipResult(out, int(np.count_nonzero(out != audio)), clipped)
+    if not integer:
+        check_finite(audio)
+    peak = float(np.abs(audio).max(initial=0)) if not integer else 0.0
+    quantum = 1 << (audio.dtype.itemsize * 8 - (bits or audio.dtype.itemsize * 8)) if integer else 0
+    envelope = layout.envelope(values_of(audio, quantum), samplerate)
+    clip = plan_clip(label_plan, samplerate, len(audio), audio.dtype, bits, peak, envelope)
+    return ClipResult(*filter_window(audio, clip, 0, 0, len(audio)))

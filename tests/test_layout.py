@@ -14,7 +14,7 @@ def spec_for(**overrides):
 def test_ranges_are_sorted_disjoint_and_inside(kind, frames):
     spec = spec_for(layout=kind, patches=6, patch_ms=30, frame_s=0.5)
     audio = np.random.default_rng(1).standard_normal((frames, 1))
-    starts, stops = layout.ranges(spec, frames, 8000, audio)
+    starts, stops = layout.ranges(spec, frames, 8000, layout.envelope(audio, 8000))
     assert (starts >= 0).all() and (stops <= frames).all() and (stops > starts).all()
     assert (starts[1:] > stops[:-1]).all()
 
@@ -34,9 +34,9 @@ def test_onset_follows_the_speech():
     quiet = np.zeros((8000, 1))
     loud = quiet.copy()
     loud[3040:5000] = 0.5  # onset found on a 10 ms grid
-    start, _ = layout.ranges(spec, 8000, 8000, loud)
+    start, _ = layout.ranges(spec, 8000, 8000, layout.envelope(loud, 8000))
     assert start[0] == 3040 + round(spec.values[0] * 8000)
-    assert layout.onset(quiet, 8000) == 0
+    assert layout.onset(layout.envelope(quiet, 8000), 8000) == 0
 
 
 def test_tile_is_periodic():

@@ -1,0 +1,45 @@
+"""Protect files too long to hold in memory, block by block, with the same bits as in one piece.
+
+Pass 1 reads the file in blocks for what depends on the whole clip (peak, envelope,
+NaN check); pass 2 filters each block from a window with the filter's context on
+both sides and appends it to the temporary output. Blocks start on multiples of the
+envelope hop, so the envelope is exactly the whole-clip envelope.
+"""
+
+import numpy as np
+import soundfile as sf
+
+from . import audio, layout
+from .transform import check_finite, filter_window, plan_clip, values_of
+
+BLOCK_SECONDS = 10.0
+
+
+def protect_file_in_blocks(in_path, out_path, label_plan, info, block_seconds=BLOCK_SECONDS):
+    """Protect ``in_path`` into ``out_path`` (atomically); returns (samples, changed, clipped)."""
+    dtype = audio.dtype_for(info)
+    step = layout.hop(info.samplerate)
+    block = max(step, int(block_seconds * info.samplerate) // step * step)
+    quantum = 1 << (np.dtype(dtype).itemsize * 8 - info.bits) if info.bits else 0
+    peak, envelopes = 0.0, []
+    with sf.SoundFile(in_path) as handle:
+        for data in handle.blocks(blocksize=block, dtype=dtype, always_2d=True):
+            if not info.bits:
+                check_finite(data)
+                peak = max(peak, float(np.abs(data).max(initial=0)))
+            envelopes.append(layout.envelope(values_of(data, quantum), info.samplerate))
+        clip = plan_clip(label_plan, info.samplerate, info.frames, dtype, info.bits, peak,
+                         np.concatenate(envelopes) if envelopes else np.zeros(0))
+        before, after = clip.context
+        changed = clipped = 0
+        with audio.AtomicWriter(out_path, info) as out:
+            for out_start in range(0, info.frames, block):
+                out_stop = min(out_start + block, info.frames)
+                start = max(0, out_start - before)
+                handle.seek(start)
+                window = handle.read(min(info.frames, out_stop + after) - start, dtype=dtype, always_2d=True)
+                samples, block_changed, block_clipped = filter_window(window, clip, start, out_start, out_stop)
+                out.write(samples)
+                changed += block_changed
+                clipped += block_clipped
+    return info.frames * info.channels, changed, clipped

@@ -48,6 +48,9 @@ add("bs3-w300-1500-3700", notches=3, notch_width_hz=300, notch_low_hz=1500, notc
 add("bs3-w500-d0.5-1500-3700", notches=3, notch_width_hz=500, depth=0.5, notch_low_hz=1500, notch_high_hz=3700)
 add("bs6-w100-1000-3700", notches=6, notch_width_hz=100, notch_low_hz=1000, notch_high_hz=3700)
 add("bs3-w400-d0.7-2000-3700", notches=3, notch_width_hz=400, depth=0.7, notch_low_hz=2000, notch_high_hz=3700)
+add("bs3-w250-1000-3800", notches=3, notch_width_hz=250, notch_low_hz=1000, notch_high_hz=3800)
+add("bs3-w400-2000-3800", notches=3, notch_width_hz=400, notch_low_hz=2000, notch_high_hz=3800)
+add("bs2-w300-1000-3800", notches=2, notch_width_hz=300, notch_low_hz=1000, notch_high_hz=3800)
 add("bs3-w200-1500-3700-tile", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
     layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
 add("bs3-w200-1500-3700-onset", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,

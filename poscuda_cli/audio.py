@@ -6,6 +6,7 @@ name beside the target and is renamed into place, so a final name never holds a
 half-written file.
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -172,8 +173,10 @@ def copy_atomic(src, dst):
 
 
 def temp_name(path):
+    """A hidden name beside ``path``, short enough even when ``path``'s own name is at the limit."""
     head, tail = os.path.split(path)
-    return os.path.join(head, f".{tail}.{os.getpid()}{TEMP_SUFFIX}")
+    digest = hashlib.sha256(tail.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return os.path.join(head, f".{digest}.{os.getpid()}{TEMP_SUFFIX}")
 
 
 def _remove_quietly(path):

@@ -59,8 +59,12 @@ class Manifest:
 
     def add(self, record):
         self.records[record.path] = record
-        self._handle.write(record.to_json() + "\n")
-        self._handle.flush()
+        try:
+            self._handle.write(record.to_json() + "\n")
+            self._handle.flush()
+        except OSError as exc:
+            raise ManifestError(f"{self.path}: cannot record progress ({exc.strerror}); "
+                                "free space and rerun to resume") from None
 
     def close(self):
         """Rewrite in path order, so the same input gives the same manifest whatever the order of work."""

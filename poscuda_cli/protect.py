@@ -3,7 +3,7 @@
 import glob
 import os
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from . import audio, tree
@@ -64,6 +64,8 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     started = time.perf_counter()
     tree.check_paths(src, dst)
     walked = tree.walk(src)
+    if not walked.entries and not walked.problems:
+        raise PoscudaError(f"{src}: no files to protect (empty input folder)")
     summary = Summary(key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
     if fail_fast and summary.failed:
         return summary
@@ -100,23 +102,18 @@ def count_files(src):
 
 def _run(todo, src, dst, key, jobs, fail_fast, manifest, summary, progress):
     pool = ThreadPoolExecutor(max_workers=jobs)
-    pending = {pool.submit(_protect_one, src, dst, key, entry) for entry in todo}
+    futures = [pool.submit(_protect_one, src, dst, key, entry) for entry in todo]
     try:
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            interrupt = None
-            for future in finished:  # record every success before re-raising an interrupt
-                error = future.exception()
-                if error is None:
-                    _record_result(future.result(), manifest, summary)
-                elif isinstance(error, _EntryError):
-                    summary.failed.append((error.entry.relpath, error.reason))
-                else:
-                    interrupt = interrupt or error
-            if interrupt:
-                raise interrupt
+        for future in as_completed(futures):  # each file is recorded as soon as it lands
+            error = future.exception()
+            if error is None:
+                _record_result(future.result(), manifest, summary)
+            elif isinstance(error, _EntryError):
+                summary.failed.append((error.entry.relpath, error.reason))
+            else:
+                raise error
             if progress:
-                progress(len(finished))
+                progress(1)
             if fail_fast and summary.failed:
                 break
     finally:

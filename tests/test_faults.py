@@ -1,0 +1,239 @@
+"""Fault suite: bad input, interruptions, failing disks, keys and paths -- nothing lost, nothing leaked."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from poscuda_cli import audio, layout
+from poscuda_cli.errors import ManifestError, PoscudaError
+from poscuda_cli.key import Key, write_key
+from poscuda_cli.manifest import MANIFEST_NAME
+from poscuda_cli.params import Params
+from poscuda_cli.protect import protect_tree
+from poscuda_cli.transform import protect_clip
+
+from conftest import speechlike, write_tree
+from test_kernel import reference
+from test_protect import files_under, tree_bytes
+
+
+def test_bad_inputs_each_reported_others_done(tmp_path, key):
+    good = {"a/good.wav": ("WAV", "PCM_16", 8000, 1, 0.2)}
+    src = write_tree(tmp_path / "in", {
+        **good,
+        "a/pcm24.wav": ("WAV", "PCM_24", 8000, 1, 0.2), "a/pcm32.wav": ("WAV", "PCM_32", 8000, 1, 0.2),
+        "a/float.wav": ("WAV", "FLOAT", 8000, 1, 0.2), "a/double.wav": ("WAV", "DOUBLE", 8000, 1, 0.2),
+        "a/eight.wav": ("WAV", "PCM_16", 8000, 8, 0.2), "a/tiny.wav": ("WAV", "PCM_16", 8000, 1, 0.001),
+        "a/empty.wav": b"", "a/random.wav": os.urandom(3000), "a/text.flac": b"not flac at all",
+        "emoji 🎧 label/with space ü.wav": ("WAV", "PCM_16", 8000, 1, 0.2),
+        "a/" + "x" * 240 + ".wav": ("WAV", "PCM_16", 8000, 1, 0.2),
+    })
+    (src / "a/header-only.wav").write_bytes((src / "a/good.wav").read_bytes()[:20])
+    sf.write(src / "a/zero-frames.wav", np.zeros((0, 1)), 8000, subtype="PCM_16")
+    nan = speechlike(0.2).astype(np.float32)
+    nan[100] = np.nan
+    sf.write(src / "a/nan.wav", nan, 8000, subtype="FLOAT")
+    inf = speechlike(0.2)
+    inf[5] = np.inf
+    sf.write(src / "a/inf.wav", inf, 8000, subtype="DOUBLE")
+    out = tmp_path / "out"
+    summary = protect_tree(src, out, key)
+    failed = dict(summary.failed)
+    assert set(failed) == {"a/empty.wav", "a/random.wav", "a/text.flac", "a/header-only.wav", "a/nan.wav",
+                           "a/inf.wav"}
+    assert "NaN or Inf" in failed["a/nan.wav"] and "empty" in failed["a/empty.wav"]
+    assert all(reason for reason in failed.values())
+    assert set(files_under(out)) == set(files_under(src)) - set(failed)
+    for rel in files_under(out):
+        a, b = sf.info(str(src / rel)), sf.info(str(out / rel))
+        assert (a.subtype, a.channels, a.frames, a.samplerate) == (b.subtype, b.channels, b.frames, b.samplerate)
+    assert not list(out.rglob("*" + audio.TEMP_SUFFIX))
+
+
+def test_unreadable_file_is_reported(tmp_path, key, monkeypatch):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1),
+                                       "a/y.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+    real_init = sf.SoundFile.__init__
+
+    def denied(self, file, mode="r", *args, **kwargs):  # root ignores chmod, so simulate EACCES
+        if mode == "r" and str(file).endswith("y.wav"):
+            raise PermissionError(13, "Permission denied")
+        return real_init(self, file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "__init__", denied)
+    summary = protect_tree(src, tmp_path / "out", key)
+    assert summary.failed == [("a/y.wav", "cannot decode audio (Permission denied)")]
+    assert files_under(tmp_path / "out") == ["a/x.wav"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_for_real(tmp_path, key):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+    os.chmod(src / "a/x.wav", 0)
+    summary = protect_tree(src, tmp_path / "out", key)
+    assert [p for p, _ in summary.failed] == ["a/x.wav"]
+
+
+def test_kill_dash_nine_then_rerun_is_identical(tmp_path):
+    files = {f"{lab}/{i:03d}.wav": ("WAV", "PCM_16", 16000, 1, 1.0) for lab in "abcd" for i in range(150)}
+    src = write_tree(tmp_path / "in", files)
+    key_path = tmp_path / "k.json"
+    write_key(Key(bytes(range(32)), Params()), key_path)
+    command = [sys.executable, "-m", "poscuda_cli", "protect", str(src), None, "--key", str(key_path),
+               "--jobs", "2", "-q"]
+    subprocess.run(command[:5] + [str(tmp_path / "reference")] + command[6:], check=True)
+    victim = subprocess.Popen(command[:5] + [str(tmp_path / "out")] + command[6:])
+    manifest = tmp_path / "out" / MANIFEST_NAME
+    deadline = time.time() + 60
+    while time.time() < deadline and victim.poll() is None:
+        if manifest.exists() and len(manifest.read_text().splitlines()) > 30:
+            break
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done_before = len(files_under(tmp_path / "out"))
+    assert 0 < done_before < len(files), "the run should have been killed half-way"
+    subprocess.run(command[:5] + [str(tmp_path / "out")] + command[6:], check=True)
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "reference")
+    assert not list((tmp_path / "out").rglob("*" + audio.TEMP_SUFFIX))
+    assert (tmp_path / "out" / MANIFEST_NAME).read_text() == (tmp_path / "reference" / MANIFEST_NAME).read_text()
+
+
+def test_disk_full_leaves_no_corrupt_file_and_resumes(tmp_path, key, monkeypatch):
+    files = {f"a/{i}.wav": ("WAV", "PCM_16", 8000, 1, 0.2) for i in range(6)}
+    src = write_tree(tmp_path / "in", files)
+    real_write, calls = sf.SoundFile.write, []
+
+    def full_on_third(self, data):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", full_on_third)
+    summary = protect_tree(src, tmp_path / "out", key, jobs=1)
+    assert [reason for _, reason in summary.failed] == ["cannot write audio (No space left on device)"]
+    assert len(files_under(tmp_path / "out")) == 5
+    assert not list((tmp_path / "out").rglob("*" + audio.TEMP_SUFFIX))
+    records = (tmp_path / "out" / MANIFEST_NAME).read_text().splitlines()[1:]
+    assert sorted(json.loads(r)["path"] for r in records) == files_under(tmp_path / "out")
+    monkeypatch.setattr(sf.SoundFile, "write", real_write)
+    again = protect_tree(src, tmp_path / "out", key)
+    assert again.resumed == 5 and again.protected == 1 and not again.failed
+
+
+def test_manifest_write_failure_stops_with_a_clear_error(tmp_path, key, monkeypatch):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+    import poscuda_cli.manifest as manifest_module
+
+    class FullFile:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    real_open = open
+
+    def open_full_for_append(path, mode="r", *args, **kwargs):
+        if mode == "a":
+            return FullFile()
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(manifest_module, "open", open_full_for_append, raising=False)
+    with pytest.raises(ManifestError, match="No space left"):
+        protect_tree(src, tmp_path / "out", key)
+
+
+def test_empty_input_is_refused_before_writing(tmp_path, key):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(PoscudaError, match="empty"):
+        protect_tree(tmp_path / "in", tmp_path / "out", key)
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_paths_cannot_make_writes_outside_out(tmp_path, key):
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+    out = tmp_path / "out"
+    protect_tree(src, out, key)
+    lines = (out / MANIFEST_NAME).read_text().splitlines()
+    evil = {"path": "../../escape.wav", "size": 1, "mtime_ns": 1, "out_size": 1}
+    (out / MANIFEST_NAME).write_text("\n".join(lines + [json.dumps(evil)]) + "\n")
+    protect_tree(src, out, key)
+    assert not (tmp_path / "escape.wav").exists() and not Path("/escape.wav").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]
+
+
+# -- property tests ---------------------------------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(frames=st.integers(0, 3000), channels=st.integers(1, 4), ntaps=st.integers(1, 40),
+       ranges=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 400)), max_size=5),
+       seed=st.integers(0, 2 ** 32 - 1))
+def test_kernel_property(frames, channels, ntaps, ranges, seed):
+    from poscuda_cli.kernel import filter_ranges
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((frames, channels))
+    taps = rng.uniform(-1, 1, ntaps)
+    starts, stops = layout._clip_and_merge(np.array([s for s, _ in ranges], np.int64),
+                                           np.array([s + n for s, n in ranges], np.int64), frames)
+    y = filter_ranges(x, taps, starts, stops)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y, reference(x, taps, starts, stops), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(frames=st.integers(0, 6000), channels=st.integers(1, 3),
+       dtype=st.sampled_from([("int16", None), ("int32", 24), ("int32", None), ("float32", None),
+                              ("float64", None)]),
+       kind=st.sampled_from(["offsets", "fractions", "onset", "tile", "whole"]),
+       family=st.sampled_from(["lowpass", "bandstop"]), rate=st.sampled_from([8000, 16000, 44100]),
+       label=st.text(min_size=1, max_size=12), seed=st.integers(0, 2 ** 16))
+def test_transform_property(frames, channels, dtype, kind, family, rate, label, seed):
+    name, bits = dtype
+    rng = np.random.default_rng(seed)
+    signal = rng.uniform(-0.9, 0.9, (frames, channels))
+    if name.startswith("int"):
+        width = bits or np.dtype(name).itemsize * 8
+        quantum = 1 << (np.dtype(name).itemsize * 8 - width)
+        x = (np.round(signal * (2 ** (width - 1) - 1)) * quantum).astype(name)
+    else:
+        quantum, x = 0, signal.astype(name)
+    key = Key(bytes([seed % 256]) * 32, Params(filter=family, layout=kind, patches=3, patch_ms=20, frame_s=0.2))
+    plan = key.label_plan(label)
+    result = protect_clip(x, plan, rate, bits)
+    assert result.audio.shape == x.shape and result.audio.dtype == x.dtype
+    values = x / quantum if quantum else x.astype(np.float64)
+    starts, stops = layout.ranges(plan.layout, frames, rate, layout.envelope(values, rate))
+    outside = np.ones(frames, bool)
+    for a, b in zip(starts, stops):
+        outside[a:b] = False
+    np.testing.assert_array_equal(result.audio[outside], x[outside])
+    again = protect_clip(x.copy(), Key(key.secret, key.params).label_plan(label), rate, bits)
+    np.testing.assert_array_equal(again.audio, result.audio)
+
+
+@settings(max_examples=60, deadline=None)
+@given(label=st.text(min_size=1, max_size=30), other=st.text(min_size=1, max_size=30),
+       secret=st.binary(min_size=32, max_size=32))
+def test_key_derivation_property(label, other, secret):
+    key = Key(secret, Params())
+    plan = key.label_plan(label)
+    assert plan == Key(bytes(secret), Params()).label_plan(label)
+    assert all(Params().notch_low_hz <= c <= Params().notch_high_hz for c in plan.filter.values)
+    if other != label:
+        assert key.label_plan(other) != plan

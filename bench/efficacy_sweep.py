@@ -51,6 +51,8 @@ add("bs3-w400-d0.7-2000-3700", notches=3, notch_width_hz=400, depth=0.7, notch_l
 add("bs3-w250-1000-3800", notches=3, notch_width_hz=250, notch_low_hz=1000, notch_high_hz=3800)
 add("bs3-w400-2000-3800", notches=3, notch_width_hz=400, notch_low_hz=2000, notch_high_hz=3800)
 add("bs2-w300-1000-3800", notches=2, notch_width_hz=300, notch_low_hz=1000, notch_high_hz=3800)
+add("bs3-w350-2200-3800", notches=3, notch_width_hz=350, notch_low_hz=2200, notch_high_hz=3800)
+add("bs3-w300-2000-3800", notches=3, notch_width_hz=300, notch_low_hz=2000, notch_high_hz=3800)
 add("bs3-w200-1500-3700-tile", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
     layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
 add("bs3-w200-1500-3700-onset", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,

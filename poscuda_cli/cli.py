@@ -128,10 +128,14 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json):
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the per-file table here.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Embedding cache folder [~/.cache/poscuda/embeddings]; 'none' disables it.")
+@click.option("--embedding", type=click.Choice(["mfcc", "vggish"]), default="mfcc", show_default=True,
+              help="FAD embedding: built-in MFCC+deltas, or VGGish (torch) with --weights.")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), help="VGGish state dict (.pth).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Parallel files [all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_dir, jobs, quiet, as_json):
+def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_dir, embedding, weights, jobs,
+           quiet, as_json):
     """Measure how much PROT differs from ORIG: FAD and per-file quality.
 
     Files are paired by relative path; missing or extra files fail the check.
@@ -143,16 +147,19 @@ def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_
       poscuda protect in/ out/ --key k.json && poscuda verify in/ out/ --max-fad 5 --min-snr 20
       poscuda verify in/ out/ --csv quality.csv --json > summary.json
     """
-    from .embeddings import default_cache_dir
+    from .embeddings import MfccEmbedding, VggishEmbedding, default_cache_dir
     from .errors import GateError
     from .verify import audio_paths, verify_trees
 
+    if embedding == "vggish" and not weights:
+        raise click.BadParameter("the vggish embedding needs --weights FILE (docs/verify.md)", param_hint="--weights")
+    backend = VggishEmbedding(weights) if embedding == "vggish" else MfccEmbedding()
     if cache_dir is None:
         cache_dir = default_cache_dir()
     elif cache_dir.lower() == "none":
         cache_dir = None
     with _progress_bar(len(audio_paths(original)[0]), quiet) as bar:
-        report = verify_trees(original, protected, cache_dir=cache_dir, jobs=jobs, progress=bar.update)
+        report = verify_trees(original, protected, backend, cache_dir=cache_dir, jobs=jobs, progress=bar.update)
     summary = report.summary()
     if csv_path:
         report.write_csv(csv_path)

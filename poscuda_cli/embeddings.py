@@ -4,7 +4,8 @@ Backends map a mono float clip to (frames, dim) vectors:
 
 * ``mfcc`` (default, numpy/scipy only): audio resampled to 16 kHz with scipy's polyphase
   resampler, 20 MFCCs (25 ms / 10 ms, 40 mel bands) plus their first differences: 40 dims.
-* ``vggish``: the VGGish network (torch), weights from a file the user supplies.
+* ``vggish``: the VGGish network (torch), weights from a file the user supplies
+  (``--embedding vggish --weights vggish.pth``); log-mel 64 bands 125-7500 Hz, 0.96 s patches.
 
 The cache stores each file's vectors under the SHA-256 of its bytes and the backend id.
 """
@@ -74,3 +75,66 @@ class Cache:
 def default_cache_dir():
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "poscuda", "embeddings")
+
+
+class VggishEmbedding:
+    """VGGish (Hershey et al. 2017) in torch, 128-d per 0.96 s patch, weights from a file.
+
+    The state dict uses the key names of the widely used torch port (features.N.*,
+    embeddings.N.*), e.g. its ``vggish-10086976.pth``; nothing is downloaded.
+    """
+
+    def __init__(self, weights):
+        try:
+            import torch
+        except ImportError:
+            from .errors import MissingExtraError
+
+            raise MissingExtraError("the vggish embedding needs torch: pip install 'poscuda[audit]'") from None
+        from .errors import PoscudaError
+
+        self.torch = torch
+        self.model = _vggish_network()
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            self.model.load_state_dict(state)
+        except Exception as exc:  # torch.load raises whatever unpickling a bad file raises
+            raise PoscudaError(f"{weights}: not VGGish weights ({str(exc).splitlines()[0]})") from None
+        self.model.eval()
+        digest = hashlib.sha256()
+        for name, tensor in sorted(state.items()):
+            digest.update(name.encode() + tensor.numpy().tobytes()[:4096])
+        self.id = "vggish-" + digest.hexdigest()[:16]
+
+    def __call__(self, mono, samplerate):
+        mel = features.log_mel(resample(mono, samplerate, EMBED_RATE), EMBED_RATE, n_mels=64, fmin=125.0,
+                               fmax=7500.0, offset=0.01, magnitude=True)
+        count = max(1, int(np.ceil(len(mel) / 96)))
+        mel = np.pad(mel, ((0, count * 96 - len(mel)), (0, 0)), constant_values=np.log(0.01))
+        patches = self.torch.as_tensor(mel.reshape(count, 1, 96, 64), dtype=self.torch.float32)
+        with self.torch.no_grad():
+            return self.model(patches).numpy().astype(np.float64)
+
+
+def _vggish_network():
+    from torch import nn
+
+    class Vggish(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, channels = [], 1
+            for width in (64, "M", 128, "M", 256, 256, "M", 512, 512, "M"):
+                if width == "M":
+                    layers.append(nn.MaxPool2d(2, 2))
+                else:
+                    layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
+                    channels = width
+            self.features = nn.Sequential(*layers)
+            self.embeddings = nn.Sequential(nn.Linear(512 * 4 * 6, 4096), nn.ReLU(True), nn.Linear(4096, 4096),
+                                            nn.ReLU(True), nn.Linear(4096, 128), nn.ReLU(True))
+
+        def forward(self, x):  # (patches, 1, 96 frames, 64 bands)
+            x = self.features(x).permute(0, 2, 3, 1).contiguous()  # TensorFlow's flatten order
+            return self.embeddings(x.view(x.size(0), -1))
+
+    return Vggish()

@@ -47,12 +47,18 @@ def frames(signal, samplerate):
     return windows * np.hamming(length)
 
 
-def log_mel(signal, samplerate, n_mels=40):
-    """(..., frames, n_mels) log mel energies."""
+def log_mel(signal, samplerate, n_mels=40, fmin=20.0, fmax=None, offset=None, magnitude=False):
+    """(..., frames, n_mels) log mel energies.
+
+    By default log(power) floored at -100 dB; VGGish's front end instead takes
+    log(magnitude mel + offset) between 125 and 7500 Hz.
+    """
     framed = frames(signal, samplerate)
     n_fft = 1 << int(np.ceil(np.log2(framed.shape[-1])))
-    power = np.abs(np.fft.rfft(framed, n_fft, axis=-1)) ** 2
-    energies = power @ mel_filterbank(samplerate, n_fft, n_mels).T
+    spectrum = np.abs(np.fft.rfft(framed, n_fft, axis=-1))
+    energies = (spectrum if magnitude else spectrum ** 2) @ mel_filterbank(samplerate, n_fft, n_mels, fmin, fmax).T
+    if offset is not None:
+        return np.log(energies + offset)
     return np.log(np.maximum(energies, 1e-10 * framed.shape[-1]))
 
 

@@ -92,3 +92,25 @@ def test_embedding_cache_reuses_by_content(tmp_path):
 def test_clip_shorter_than_a_window_is_padded():
     vectors = MfccEmbedding()(np.ones(10) * 0.1, 8000)
     assert vectors.shape == (1, 40) and np.isfinite(vectors).all()
+
+
+def test_vggish_backend_with_random_weights(tmp_path):
+    torch = pytest.importorskip("torch", reason="the vggish embedding needs torch")
+    from poscuda_cli.embeddings import VggishEmbedding, _vggish_network
+
+    torch.manual_seed(0)
+    weights = tmp_path / "vggish.pth"
+    torch.save(_vggish_network().state_dict(), weights)
+    backend = VggishEmbedding(str(weights))
+    vectors = backend(speechlike(2.0, 8000)[:, 0], 8000)
+    assert vectors.shape == (3, 128) and np.isfinite(vectors).all()  # 2 s -> three 0.96 s patches
+    assert backend(np.zeros(10), 8000).shape == (1, 128)  # shorter than a patch: padded
+    a = write_tree(tmp_path / "a", TREE)
+    result = CliRunner().invoke(main, ["verify", str(a), str(a), "--embedding", "vggish", "--weights",
+                                       str(weights), "--cache", "none", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["fad"] == pytest.approx(0.0, abs=1e-6)
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    result = CliRunner().invoke(main, ["verify", str(a), str(a), "--embedding", "vggish",
+                                       "--weights", str(tmp_path / "junk.pth")])
+    assert result.exit_code == 1 and "not VGGish weights" in result.stderr

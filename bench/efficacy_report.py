@@ -1,0 +1,77 @@
+"""Turn bench/results/efficacy.jsonl into the sweep table (markdown, stdout) and docs/results.png.
+
+    python bench/efficacy_report.py [--plot docs/results.png]
+"""
+
+import argparse
+import json
+import os
+
+HERE = os.path.dirname(__file__)
+MODELS = ("cnn-avg", "cnn-flat", "raw", "lstm", "transformer")
+
+
+def load(path):
+    rows = {}
+    with open(path) as handle:
+        for line in handle:
+            row = json.loads(line)
+            rows[(row["config"], row["epochs"])] = {**rows.get((row["config"], row["epochs"]), {}), **row}
+    return list(rows.values())
+
+
+def table(rows):
+    columns = [m for m in MODELS if any(m in r for r in rows)]
+    shifted = [m + "+shift0.2" for m in MODELS if any(m + "+shift0.2" in r for r in rows)]
+    head = ["config", "family", "layout", "epochs", "mean SNR dB", "mean LSD dB", *columns, *shifted]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in sorted(rows, key=lambda r: -r["snr_db"]):
+        cells = [r["config"], r["params"]["filter"], r["params"]["layout"], str(r["epochs"]),
+                 f"{r['snr_db']:.1f}", f"{r['lsd_db']:.1f}"]
+        cells += [f"{r[m]:.0f}% (clean {r[m + ':clean']:.0f}%)" if m in r else "" for m in columns + shifted]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    markers = {"cnn-avg": "o", "cnn-flat": "s", "raw": "^", "lstm": "D", "transformer": "P"}
+    colours = {"lowpass": "tab:red", "bandstop": "tab:blue"}
+    for ax, metric, label in ((axes[0], "snr_db", "mean SNR of protected vs original (dB)"),
+                              (axes[1], "lsd_db", "mean log-spectral distance (dB)")):
+        for r in rows:
+            for model, marker in markers.items():
+                if model in r:
+                    ax.scatter(r[metric], r[model], marker=marker, color=colours[r["params"]["filter"]],
+                               alpha=0.75, s=40)
+        ax.axhline(10, color="grey", lw=0.8, ls=":")
+        ax.axhline(20, color="green", lw=0.8, ls="--")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].axvline(20, color="green", lw=0.8, ls="--")
+    axes[0].set_ylabel("clean-test accuracy of protected-trained attacker (%)")
+    handles = [plt.Line2D([], [], marker=m, ls="", color="k", label=n) for n, m in markers.items()]
+    handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in colours.items()]
+    axes[1].legend(handles=handles, fontsize=8, loc="lower right")
+    fig.suptitle("FSDD, train split protected, clean test split (chance 10%; target ≤ 20% at ≥ 20 dB)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", default=os.path.join(HERE, "results/efficacy.jsonl"))
+    parser.add_argument("--plot", default=os.path.join(HERE, "../docs/results.png"))
+    args = parser.parse_args()
+    rows = load(args.results)
+    print(table(rows))
+    plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -21,9 +21,9 @@ class Params:
     blur: float = 0.3  # lowpass: taps drawn from U(0, blur) ...
     pin: bool = True  # ... with the centre tap pinned to 1 before normalising (CUDA)
     notches: int = 2  # bandstop: notches per label
-    notch_low_hz: float = 500.0  # bandstop: notch centres are drawn in [low, high]
-    notch_high_hz: float = 3500.0
-    notch_width_hz: float = 200.0
+    notch_low_hz: float = 1000.0  # bandstop: notch centres are drawn in [low, high]
+    notch_high_hz: float = 3800.0
+    notch_width_hz: float = 300.0
     depth: float = 1.0  # bandstop: 1 removes the band, 0 leaves the clip unchanged
     filter_ms: float = 32.0  # bandstop: FIR length in milliseconds
     # where the filtered samples go (see layout.py)

@@ -21,6 +21,7 @@ install-audit: $(STAMP)
 example: $(STAMP)
 	$(BIN)/poscuda keygen --force -o example-key.json
 	$(BIN)/poscuda protect examples/speech example-out --key example-key.json --force
+	$(BIN)/poscuda verify examples/speech example-out --cache none
 	@ls -R example-out
 
 test: $(STAMP)

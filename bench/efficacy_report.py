@@ -23,11 +23,11 @@ def load(path):
 def table(rows):
     columns = [m for m in MODELS if any(m in r for r in rows)]
     shifted = [m + "+shift0.2" for m in MODELS if any(m + "+shift0.2" in r for r in rows)]
-    head = ["config", "family", "layout", "epochs", "mean SNR dB", "mean LSD dB", *columns, *shifted]
+    head = ["config", "family", "layout", "epochs", "mean SNR dB", "mean LSD dB", "FAD", *columns, *shifted]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: -r["snr_db"]):
         cells = [r["config"], r["params"]["filter"], r["params"]["layout"], str(r["epochs"]),
-                 f"{r['snr_db']:.1f}", f"{r['lsd_db']:.1f}"]
+                 f"{r['snr_db']:.1f}", f"{r['lsd_db']:.1f}", f"{r['fad']:.2f}" if "fad" in r else ""]
         cells += [f"{r[m]:.0f}% (clean {r[m + ':clean']:.0f}%)" if m in r else "" for m in columns + shifted]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -39,12 +39,13 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
     markers = {"cnn-avg": "o", "cnn-flat": "s", "raw": "^", "lstm": "D", "transformer": "P"}
     colours = {"lowpass": "tab:red", "bandstop": "tab:blue"}
     for ax, metric, label in ((axes[0], "snr_db", "mean SNR of protected vs original (dB)"),
-                              (axes[1], "lsd_db", "mean log-spectral distance (dB)")):
-        for r in rows:
+                              (axes[1], "lsd_db", "mean log-spectral distance (dB)"),
+                              (axes[2], "fad", "FAD (MFCC embedding; docs/verify.md)")):
+        for r in (r for r in rows if metric in r):
             for model, marker in markers.items():
                 if model in r:
                     ax.scatter(r[metric], r[model], marker=marker, color=colours[r["params"]["filter"]],
@@ -57,7 +58,7 @@ def plot(rows, path):
     axes[0].set_ylabel("clean-test accuracy of protected-trained attacker (%)")
     handles = [plt.Line2D([], [], marker=m, ls="", color="k", label=n) for n, m in markers.items()]
     handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in colours.items()]
-    axes[1].legend(handles=handles, fontsize=8, loc="lower right")
+    axes[2].legend(handles=handles, fontsize=8, loc="best")
     fig.suptitle("FSDD, train split protected, clean test split (chance 10%; target ≤ 20% at ≥ 20 dB)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -24,6 +24,7 @@ from poscuda_cli.key import Key  # noqa: E402
 from poscuda_cli.metrics import log_spectral_distance, snr_db  # noqa: E402
 from poscuda_cli.params import PRESETS, Params  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
+from poscuda_cli.verify import verify_trees  # noqa: E402
 
 SPLIT = r"_[0-4]\.wav$"  # FSDD's standard split: recordings 0-4 are the test set
 
@@ -82,24 +83,26 @@ def main():
     parser.add_argument("--shift", type=float, default=0.0)
     parser.add_argument("--work", default="runs")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results/efficacy.jsonl"))
+    parser.add_argument("--backfill-fad", action="store_true",
+                        help="Only add FAD to earlier rows that lack it (re-protecting where needed).")
     args = parser.parse_args()
+    if args.backfill_fad:
+        return backfill_fad(args)
     models = args.models.split(",")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     clean_results = None
     for name in args.configs.split(","):
-        params = Params.from_dict(CONFIGS[name])
-        key = Key(hashlib.sha256(b"poscuda-sweep:" + name.encode()).digest(), params)
-        dst = os.path.join(args.work, name)
         started = time.perf_counter()
-        protect_tree(args.fsdd, dst, key, jobs=2)
+        dst = protected_tree(args, name)
         labels, clean, protected, test = load_split(args.fsdd, dst, split=SPLIT)
         train_files = [os.path.relpath(p, args.fsdd) for p in sorted(_wavs(args.fsdd)) if not _is_test(p)]
         snr, lsd = quality(args.fsdd, dst, train_files)
+        fad = verify_trees(args.fsdd, dst, jobs=2).fad
         if clean_results is None:
             clean_results = _clean_baseline(args, clean, test, labels, models)
         results = evaluate(protected, test, len(labels), models, args.epochs, shift=args.shift)
         row = {"config": name, "params": CONFIGS[name], "epochs": args.epochs, "snr_db": round(snr, 2),
-               "lsd_db": round(lsd, 2), "seconds": round(time.perf_counter() - started)}
+               "lsd_db": round(lsd, 2), "fad": round(fad, 3), "seconds": round(time.perf_counter() - started)}
         for (model, shift), (fit, accuracy) in results.items():
             tag = model + (f"+shift{shift:g}" if shift else "")
             row[tag] = round(accuracy * 100, 1)
@@ -108,6 +111,25 @@ def main():
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as handle:
             handle.write(json.dumps(row) + "\n")
+
+
+def protected_tree(args, name):
+    """Protect FSDD with configuration ``name``'s fixed key into the work folder; returns its path."""
+    key = Key(hashlib.sha256(b"poscuda-sweep:" + name.encode()).digest(), Params.from_dict(CONFIGS[name]))
+    dst = os.path.join(args.work, name)
+    protect_tree(args.fsdd, dst, key, jobs=2)
+    return dst
+
+
+def backfill_fad(args):
+    with open(args.out) as handle:
+        rows = [json.loads(line) for line in handle]
+    for row in rows:
+        if "fad" not in row:
+            row["fad"] = round(verify_trees(args.fsdd, protected_tree(args, row["config"]), jobs=2).fad, 3)
+            print(row["config"], row["fad"], flush=True)
+    with open(args.out, "w") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 def _clean_baseline(args, clean, test, labels, models):

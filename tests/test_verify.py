@@ -34,20 +34,33 @@ def test_identical_trees_have_zero_fad(tmp_path):
     assert report.summary()["unchanged_files"] == 8
 
 
-def test_protected_tree_degradation_ordering(tmp_path, key):
-    src = write_tree(tmp_path / "in", TREE)
-    protect_tree(src, tmp_path / "prot", key)
-    noisy = tmp_path / "noisy"
-    for rel in TREE:
-        x, rate = sf.read(src / rel)
-        noise = np.random.default_rng(0).standard_normal(len(x))
-        noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2)) / 10  # 20 dB SNR
-        (noisy / rel).parent.mkdir(parents=True, exist_ok=True)
-        sf.write(noisy / rel, np.clip(x + noise, -1, 1), rate, subtype="PCM_16")
-    fad_prot = verify_trees(src, tmp_path / "prot").fad
-    noisy_report = verify_trees(src, noisy)
-    assert 0 < fad_prot < noisy_report.fad
-    assert noisy_report.summary()["snr_db_mean"] == pytest.approx(20.0, abs=0.5)
+def test_fsdd_sanity_fad_ordering(fsdd, tmp_path):
+    """FAD(orig, orig) = 0; protection with the default key is far below 20 dB white noise and a 1 kHz low-pass."""
+    import shutil
+
+    from scipy.signal import butter, sosfiltfilt
+
+    from poscuda_cli.key import Key
+    from poscuda_cli.params import Params
+
+    orig = tmp_path / "orig"
+    for path in sorted(fsdd.rglob("*.wav"))[::10]:
+        (orig / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, orig / path.parent.name / path.name)
+    protect_tree(orig, tmp_path / "prot", Key(bytes(range(32)), Params()))
+    rng = np.random.default_rng(0)
+    low_pass = butter(8, 1000, fs=8000, output="sos")
+    for name, change in (("noise", lambda x: x + rng.standard_normal(len(x)) * np.sqrt(np.mean(x ** 2) / 100)),
+                         ("lowpass", lambda x: sosfiltfilt(low_pass, x))):
+        for path in orig.rglob("*.wav"):
+            x, rate = sf.read(path)
+            out = tmp_path / name / path.relative_to(orig)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(out, np.clip(change(x), -1, 1), rate, subtype="PCM_16")
+    assert verify_trees(orig, orig).fad == pytest.approx(0.0, abs=1e-6)
+    protected = verify_trees(orig, tmp_path / "prot").fad
+    assert 0 < 3 * protected < verify_trees(orig, tmp_path / "noise").fad
+    assert 3 * protected < verify_trees(orig, tmp_path / "lowpass").fad
 
 
 def test_missing_extra_and_gates_via_cli(tmp_path):

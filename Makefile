@@ -2,11 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The attacker models need torch; CI passes TORCH=torch==2.13.0 (a CPU build).
+# audit's attacker models need torch (CI passes TORCH=torch==2.13.0, a CPU build); --executor dask needs dask.
 TORCH ?= torch
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-audit example test test-fast bench results clean
+.PHONY: install install-extras example test test-fast bench results clean
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,8 @@ $(STAMP): setup.cfg setup.py
 
 install: $(STAMP)
 
-install-audit: $(STAMP)
-	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,test]'
+install-extras: $(STAMP)
+	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,dask,test]'
 
 example: $(STAMP)
 	$(BIN)/poscuda keygen --force -o example-key.json

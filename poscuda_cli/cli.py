@@ -29,6 +29,14 @@ def _progress_bar(total, quiet, unit="file"):
                 dynamic_ncols=True)
 
 
+def _executor_options(command):
+    """--executor/--scheduler, shared by protect and verify."""
+    command = click.option("--scheduler", metavar="ADDRESS",
+                           help="Dask scheduler (e.g. tcp://host:8786) [a local cluster of --jobs workers].")(command)
+    return click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                        help="Run files in local threads or on a Dask cluster (pip install 'poscuda[dask]').")(command)
+
+
 class _Command(click.Group):
     def invoke(self, ctx):
         try:
@@ -85,7 +93,8 @@ def keygen(output, preset, params, force):
 @click.option("--fail-fast", is_flag=True, help="Stop at the first bad file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json):
+@_executor_options
+def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, executor, scheduler):
     """Protect IN/<label>/** into OUT/<label>/** with KEY.
 
     Audio is protected, other files are copied, OUT mirrors IN. Rerunning the same
@@ -95,6 +104,7 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json):
     Examples:
       poscuda protect corpus/ protected/ --key k.json
       poscuda protect corpus/ protected/ --key k.json --jobs 2 --json > summary.json
+      poscuda protect /shared/in /shared/out --key k.json --executor dask --scheduler tcp://head:8786
     """
     from .key import load_key
     from .protect import count_files, protect_tree
@@ -102,7 +112,7 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json):
     key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
     with _progress_bar(count_files(src) if os.path.isdir(src) else 0, quiet) as bar:
         summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast,
-                               progress=bar.update)
+                               progress=bar.update, executor=executor, scheduler=scheduler)
     for path, reason in summary.failed:
         click.echo(f"poscuda: error: {path}: {reason}", err=True)
     if as_json:
@@ -134,8 +144,9 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json):
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Parallel files [all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@_executor_options
 def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_dir, embedding, weights, jobs,
-           quiet, as_json):
+           quiet, as_json, executor, scheduler):
     """Measure how much PROT differs from ORIG: FAD and per-file quality.
 
     Files are paired by relative path; missing or extra files fail the check.
@@ -159,7 +170,8 @@ def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_
     elif cache_dir.lower() == "none":
         cache_dir = None
     with _progress_bar(len(audio_paths(original)[0]), quiet) as bar:
-        report = verify_trees(original, protected, backend, cache_dir=cache_dir, jobs=jobs, progress=bar.update)
+        report = verify_trees(original, protected, backend, cache_dir=cache_dir, jobs=jobs, progress=bar.update,
+                              executor=executor, scheduler=scheduler)
     summary = report.summary()
     if csv_path:
         report.write_csv(csv_path)

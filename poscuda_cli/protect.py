@@ -3,10 +3,9 @@
 import glob
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from . import audio, tree
+from . import audio, executors, tree
 from .errors import PoscudaError
 from .manifest import Manifest, OutputLock, Record
 from .stream import protect_file_in_blocks
@@ -55,11 +54,13 @@ class _FileResult:
     seconds: float = 0.0
 
 
-def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None):
+def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None,
+                 executor="local", scheduler=None):
     """Protect every labeled audio file under ``src`` into ``dst``; returns a Summary.
 
     Bad files are recorded in ``Summary.failed`` and the rest is done (or, with
     ``fail_fast``, the run stops at the first). ``progress(n)`` is called as files finish.
+    ``executor="dask"`` runs the files on a Dask cluster (executors.py).
     """
     started = time.perf_counter()
     tree.check_paths(src, dst)
@@ -88,7 +89,9 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                         progress(1)
                 else:
                     todo.append(entry)
-            _run(todo, src, dst, key, jobs or os.cpu_count() or 1, fail_fast, manifest, summary, progress)
+            if todo:
+                with executors.pool(executor, jobs, scheduler) as workers:
+                    _run(workers, todo, src, dst, key, fail_fast, manifest, summary, progress)
         finally:
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started
@@ -100,24 +103,20 @@ def count_files(src):
     return len(tree.walk(src).entries)
 
 
-def _run(todo, src, dst, key, jobs, fail_fast, manifest, summary, progress):
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    futures = [pool.submit(_protect_one, src, dst, key, entry) for entry in todo]
-    try:
-        for future in as_completed(futures):  # each file is recorded as soon as it lands
-            error = future.exception()
-            if error is None:
-                _record_result(future.result(), manifest, summary)
-            elif isinstance(error, _EntryError):
-                summary.failed.append((error.entry.relpath, error.reason))
-            else:
-                raise error
-            if progress:
-                progress(1)
-            if fail_fast and summary.failed:
-                break
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def _run(workers, todo, src, dst, key, fail_fast, manifest, summary, progress):
+    futures = [workers.submit(_protect_one, src, dst, key, entry) for entry in todo]
+    for future in workers.as_completed(futures):  # each file is recorded as soon as it lands
+        error = future.exception()
+        if error is None:
+            _record_result(future.result(), manifest, summary)
+        elif isinstance(error, _EntryError):
+            summary.failed.append((error.entry.relpath, error.reason))
+        else:
+            raise error
+        if progress:
+            progress(1)
+        if fail_fast and summary.failed:
+            break
 
 
 def _record_result(result, manifest, summary):
@@ -136,6 +135,9 @@ class _EntryError(Exception):
     def __init__(self, entry, reason):
         super().__init__(reason)
         self.entry, self.reason = entry, reason
+
+    def __reduce__(self):  # travels back from Dask workers
+        return _EntryError, (self.entry, self.reason)
 
 
 def _protect_one(src, dst, key, entry):

@@ -8,12 +8,11 @@ between the two sets' embeddings.
 import csv
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import embeddings, metrics, tree
+from . import embeddings, executors, metrics, tree
 from .errors import PoscudaError
 from .frechet import frechet_distance, gaussian
 
@@ -70,42 +69,48 @@ def audio_paths(root):
     return {e.relpath for e in walked.entries if e.audio}, walked.problems
 
 
-def verify_trees(original, protected, backend=None, cache_dir=None, jobs=None, progress=None):
+def verify_trees(original, protected, backend=None, cache_dir=None, jobs=None, progress=None,
+                 executor="local", scheduler=None):
     """Measure PROT against ORIG; returns a Report (FAD is NaN when fewer than two pairs)."""
     for root in (original, protected):
         if not os.path.isdir(root):
             raise PoscudaError(f"{root}: not a folder")
     backend = backend or embeddings.MfccEmbedding()
-    cache = embeddings.Cache(cache_dir)
     orig_paths, orig_problems = audio_paths(original)
     prot_paths, prot_problems = audio_paths(protected)
     report = Report(float("nan"), [], sorted(orig_paths - prot_paths), sorted(prot_paths - orig_paths),
                     list(orig_problems) + list(prot_problems))
-
-    def measure(rel):
-        a, b = os.path.join(original, rel), os.path.join(protected, rel)
-        try:
-            x, rate = embeddings.mono_float(a)
-            y, rate_y = embeddings.mono_float(b)
-            if rate != rate_y or len(x) != len(y):
-                raise PoscudaError(f"sample rate or length differs ({rate} Hz/{len(x)} vs {rate_y} Hz/{len(y)})")
-            quality = FileQuality(rel, metrics.snr_db(x, y), metrics.log_spectral_distance(x, y, rate),
-                                  metrics.peak_change_db(x, y), metrics.changed_fraction(x, y))
-            return quality, cache.embed(a, backend), cache.embed(b, backend)
-        except PoscudaError as exc:
-            return rel, str(exc).replace(f"{a}: ", "").replace(f"{b}: ", ""), None
-        finally:
+    results = {}
+    with executors.pool(executor, jobs, scheduler) as workers:
+        futures = [workers.submit(measure_pair, original, protected, rel, backend, cache_dir)
+                   for rel in sorted(orig_paths & prot_paths)]
+        for future in workers.as_completed(futures):
+            result = future.result()
+            results[result[0] if isinstance(result[0], str) else result[0].path] = result
             if progress:
                 progress(1)
-
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
-        results = list(pool.map(measure, sorted(orig_paths & prot_paths)))
-    ok = [r for r in results if r[2] is not None]
-    report.failed += [(r[0], r[1]) for r in results if r[2] is None]
+    ok = [results[rel] for rel in sorted(results) if results[rel][2] is not None]
+    report.failed += [(rel, results[rel][1]) for rel in sorted(results) if results[rel][2] is None]
     report.files = [r[0] for r in ok]
-    if len(ok) >= 1:
+    if ok:
         left = np.concatenate([r[1] for r in ok])
         right = np.concatenate([r[2] for r in ok])
         if len(left) >= 2 and len(right) >= 2:
             report.fad = frechet_distance(*gaussian(left), *gaussian(right))
     return report
+
+
+def measure_pair(original, protected, rel, backend, cache_dir):
+    """(FileQuality, original embeddings, protected embeddings), or (rel, reason, None) on error."""
+    a, b = os.path.join(original, rel), os.path.join(protected, rel)
+    cache = embeddings.Cache(cache_dir)
+    try:
+        x, rate = embeddings.mono_float(a)
+        y, rate_y = embeddings.mono_float(b)
+        if rate != rate_y or len(x) != len(y):
+            raise PoscudaError(f"sample rate or length differs ({rate} Hz/{len(x)} vs {rate_y} Hz/{len(y)})")
+        quality = FileQuality(rel, metrics.snr_db(x, y), metrics.log_spectral_distance(x, y, rate),
+                              metrics.peak_change_db(x, y), metrics.changed_fraction(x, y))
+        return quality, cache.embed(a, backend), cache.embed(b, backend)
+    except PoscudaError as exc:
+        return rel, str(exc).replace(f"{a}: ", "").replace(f"{b}: ", ""), None

@@ -1,0 +1,49 @@
+"""Where per-file work runs: local threads (default) or a Dask cluster.
+
+Both give the same two calls -- ``submit(fn, *args)`` and ``as_completed(futures)`` -- so
+protect and verify keep their manifest, resume and error handling in the calling
+process whatever runs the files. With Dask the functions and their arguments (the key
+included) are pickled to the workers, which must see IN and OUT at the same paths.
+"""
+
+import os
+from concurrent import futures as local_futures
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .errors import MissingExtraError
+
+EXECUTORS = ("local", "dask")
+
+
+@dataclass
+class Pool:
+    submit: object
+    as_completed: object
+
+
+@contextmanager
+def pool(executor="local", jobs=None, scheduler=None):
+    """A Pool running ``jobs`` files at a time locally, or on the Dask scheduler at ``scheduler``
+    (a local cluster of ``jobs`` worker processes when no address is given)."""
+    jobs = jobs or os.cpu_count() or 1
+    if executor == "local":
+        threads = local_futures.ThreadPoolExecutor(max_workers=jobs)
+        try:
+            yield Pool(threads.submit, local_futures.as_completed)
+        finally:
+            threads.shutdown(wait=True, cancel_futures=True)
+        return
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise MissingExtraError("--executor dask needs dask: pip install 'poscuda[dask]'") from None
+    cluster = None if scheduler else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None)
+    client = Client(scheduler or cluster)
+    try:
+        yield Pool(lambda fn, *args: client.submit(fn, *args, pure=False), as_completed)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,61 @@
+"""protect and verify on a Dask LocalCluster (2 worker processes): same bytes, same numbers."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from poscuda_cli.cli import main
+from poscuda_cli.key import Key, write_key
+from poscuda_cli.params import Params
+from poscuda_cli.protect import protect_tree
+from poscuda_cli.verify import verify_trees
+
+from conftest import MIXED_TREE, write_tree
+from test_protect import tree_bytes
+
+pytest.importorskip("distributed", reason="the dask executor needs the [dask] extra")
+
+
+def test_dask_matches_local(tmp_path, key):
+    src = write_tree(tmp_path / "in", {**MIXED_TREE, "no/bad.wav": b"not audio"})
+    local = protect_tree(src, tmp_path / "local", key, jobs=2)
+    remote = protect_tree(src, tmp_path / "dask", key, jobs=2, executor="dask")
+    assert tree_bytes(tmp_path / "dask") == tree_bytes(tmp_path / "local")
+    assert remote.failed == local.failed == [("no/bad.wav", remote.failed[0][1])]
+    assert (remote.protected, remote.copied) == (local.protected, local.copied)
+    assert verify_trees(src, tmp_path / "dask", executor="dask", jobs=2).fad == \
+        pytest.approx(verify_trees(src, tmp_path / "local").fad, rel=1e-12)
+
+
+def test_dask_cli_on_fsdd(fsdd, tmp_path):
+    key_path = tmp_path / "k.json"
+    write_key(Key(bytes(range(32)), Params()), key_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["protect", str(fsdd), str(tmp_path / "dask"), "--key", str(key_path),
+                                  "--executor", "dask", "--jobs", "2", "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["protected"] == 3000
+    result = runner.invoke(main, ["protect", str(fsdd), str(tmp_path / "local"), "--key", str(key_path),
+                                  "--jobs", "2", "-q"])
+    assert result.exit_code == 0
+    assert tree_bytes(tmp_path / "dask") == tree_bytes(tmp_path / "local")
+
+
+def test_without_dask_says_how_to_install(tmp_path, key, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+    key_path = tmp_path / "k.json"
+    write_key(key, key_path)
+    result = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "out"), "--key", str(key_path),
+                                       "--executor", "dask"])
+    assert result.exit_code == 6 and "pip install 'poscuda[dask]'" in result.stderr

@@ -33,5 +33,16 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_protect.py
 
+# docs/results.md's measurements (about 2 hours on 2 cores; needs make install-extras, FSDD and espeak-ng)
+SWEEP := $(BIN)/python bench/efficacy_sweep.py
+results: $(STAMP)
+	$(SWEEP) --epochs 12 --configs bs3-w200-1500-3700
+	$(SWEEP) --epochs 10 --configs bs3-w500-d0.5-1500-3700,bs2-w200-500-3500,bs3-w250-1000-3800,bs3-w400-2000-3800,bs2-w300-1000-3800,default-tile-50-of-100ms
+	$(SWEEP) --epochs 10 --shift 0.2 --models cnn-avg,cnn-flat,raw,lstm,transformer --configs default,paper
+	$(SWEEP) --backfill-fad
+	$(BIN)/python bench/efficacy_report.py
+	$(BIN)/python bench/verify_references.py --config default
+	$(BIN)/python bench/unseen_speech.py
+
 clean:
 	rm -rf example-out example-key.json build *.egg-info .pytest_cache

@@ -54,6 +54,8 @@ add("bs3-w400-2000-3800", notches=3, notch_width_hz=400, notch_low_hz=2000, notc
 add("bs2-w300-1000-3800", notches=2, notch_width_hz=300, notch_low_hz=1000, notch_high_hz=3800)
 add("bs3-w350-2200-3800", notches=3, notch_width_hz=350, notch_low_hz=2200, notch_high_hz=3800)
 add("bs3-w300-2000-3800", notches=3, notch_width_hz=300, notch_low_hz=2000, notch_high_hz=3800)
+add("default-tile-50-of-100ms", layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
+add("default-onset-4x150ms", layout="onset", patches=4, patch_ms=150, frame_s=0.6)
 add("bs3-w200-1500-3700-tile", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
     layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
 add("bs3-w200-1500-3700-onset", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
@@ -113,11 +115,15 @@ def main():
             handle.write(json.dumps(row) + "\n")
 
 
+def sweep_key(name):
+    """Configuration ``name``'s fixed key: every number in docs/results.md can be reproduced."""
+    return Key(hashlib.sha256(b"poscuda-sweep:" + name.encode()).digest(), Params.from_dict(CONFIGS[name]))
+
+
 def protected_tree(args, name):
-    """Protect FSDD with configuration ``name``'s fixed key into the work folder; returns its path."""
-    key = Key(hashlib.sha256(b"poscuda-sweep:" + name.encode()).digest(), Params.from_dict(CONFIGS[name]))
+    """Protect FSDD with configuration ``name``'s key into the work folder; returns its path."""
     dst = os.path.join(args.work, name)
-    protect_tree(args.fsdd, dst, key, jobs=2)
+    protect_tree(args.fsdd, dst, sweep_key(name), jobs=2)
     return dst
 
 

@@ -1,6 +1,6 @@
 """FAD and SNR of a protected FSDD next to two reference degradations (issue: verify).
 
-    python bench/verify_references.py --fsdd ../shared/data/fsdd --key k.json
+    python bench/verify_references.py --fsdd ../shared/data/fsdd --config default
 
 Makes, under --work: the protected tree, a copy with white noise at 20 dB SNR per
 file, and a copy low-passed at 1 kHz; runs verify on each against the original and
@@ -17,7 +17,8 @@ import soundfile as sf
 from scipy.signal import butter, sosfiltfilt
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from poscuda_cli.key import load_key  # noqa: E402
+sys.path.insert(0, os.path.dirname(__file__))
+from efficacy_sweep import sweep_key  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import verify_trees  # noqa: E402
 
@@ -46,13 +47,13 @@ def lowpass_1k(x, rate, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fsdd", default=os.path.join(os.path.dirname(__file__), "../../shared/data/fsdd"))
-    parser.add_argument("--key", required=True)
+    parser.add_argument("--config", default="default", help="a configuration of efficacy_sweep.py (its fixed key)")
     parser.add_argument("--work", default="runs/verify")
     args = parser.parse_args()
     trees = {"protected (key)": os.path.join(args.work, "protected"),
              "white noise, 20 dB SNR": os.path.join(args.work, "noise20"),
              "low-pass 1 kHz": os.path.join(args.work, "lowpass1k")}
-    protect_tree(args.fsdd, trees["protected (key)"], load_key(args.key), jobs=2)
+    protect_tree(args.fsdd, trees["protected (key)"], sweep_key(args.config), jobs=2)
     if not os.path.isdir(trees["white noise, 20 dB SNR"]):
         degrade(args.fsdd, trees["white noise, 20 dB SNR"], white_noise_20db)
     if not os.path.isdir(trees["low-pass 1 kHz"]):

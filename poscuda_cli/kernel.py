@@ -41,9 +41,9 @@ def _filter_channel(x, taps, starts, stops, out):
             acc[:m] = 0.0
             for k in range(n):  # vectorises over the block; each output still sums in tap order
                 t = taps[k]
-                shift = block + half - k
+                window = x[block + half - k:block + half - k + m]  # a view: lets LLVM vectorise
                 for j in range(m):
-                    acc[j] += t * x[shift + j]
+                    acc[j] += t * window[j]
             out[block:end] = acc[:m]
         for i in range(b, hi):
             out[i] = _edge_sample(x, taps, i, half)

@@ -35,32 +35,17 @@ CONFIGS = {
 
 
 def add(name, **changes):
+    """A configuration: the default parameters with ``changes`` (the notch range always explicit)."""
     CONFIGS[name] = {**Params().to_dict(), **changes}
 
 
-add("lowpass-9-whole", filter="lowpass", layout="whole")
-add("lowpass-9-frac-8x100", filter="lowpass", layout="fractions", patches=8, patch_ms=100)
-add("bs1-w300-500-3500", notches=1, notch_width_hz=300)
-add("bs2-w200-500-3500", notches=2, notch_width_hz=200)
-add("bs2-w200-1500-3700", notches=2, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700)
 add("bs3-w200-1500-3700", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700)
-add("bs4-w150-1000-3700", notches=4, notch_width_hz=150, notch_low_hz=1000, notch_high_hz=3700)
-add("bs3-w300-1500-3700", notches=3, notch_width_hz=300, notch_low_hz=1500, notch_high_hz=3700)
 add("bs3-w500-d0.5-1500-3700", notches=3, notch_width_hz=500, depth=0.5, notch_low_hz=1500, notch_high_hz=3700)
-add("bs6-w100-1000-3700", notches=6, notch_width_hz=100, notch_low_hz=1000, notch_high_hz=3700)
-add("bs3-w400-d0.7-2000-3700", notches=3, notch_width_hz=400, depth=0.7, notch_low_hz=2000, notch_high_hz=3700)
+add("bs2-w200-500-3500", notches=2, notch_width_hz=200, notch_low_hz=500, notch_high_hz=3500)
 add("bs3-w250-1000-3800", notches=3, notch_width_hz=250, notch_low_hz=1000, notch_high_hz=3800)
 add("bs3-w400-2000-3800", notches=3, notch_width_hz=400, notch_low_hz=2000, notch_high_hz=3800)
 add("bs2-w300-1000-3800", notches=2, notch_width_hz=300, notch_low_hz=1000, notch_high_hz=3800)
-add("bs3-w350-2200-3800", notches=3, notch_width_hz=350, notch_low_hz=2200, notch_high_hz=3800)
-add("bs3-w300-2000-3800", notches=3, notch_width_hz=300, notch_low_hz=2000, notch_high_hz=3800)
 add("default-tile-50-of-100ms", layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
-add("default-onset-4x150ms", layout="onset", patches=4, patch_ms=150, frame_s=0.6)
-add("bs3-w200-1500-3700-tile", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
-    layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
-add("bs3-w200-1500-3700-onset", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700,
-    layout="onset", patches=4, patch_ms=100, frame_s=0.5)
-
 
 def quality(src, dst, files):
     """Mean SNR (dB) and log-spectral distance (dB) over ``files``."""

@@ -38,8 +38,11 @@ def pool(executor="local", jobs=None, scheduler=None):
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise MissingExtraError("--executor dask needs dask: pip install 'poscuda[dask]'") from None
+    import logging
+
+    # a cluster we start is ours to quiet: its workers log harmless errors while it shuts down
     cluster = None if scheduler else LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None)
+                                                  dashboard_address=None, silence_logs=logging.CRITICAL)
     client = Client(scheduler or cluster)
     try:
         yield Pool(lambda fn, *args: client.submit(fn, *args, pure=False), as_completed)

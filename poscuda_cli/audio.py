@@ -13,7 +13,6 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import soundfile as sf
 
 from .errors import AudioFileError
@@ -73,12 +72,17 @@ def info_of(path):
 def read(path):
     """Return (samples as frames x channels, AudioInfo); integers for PCM, float otherwise."""
     info = info_of(path)
+    return read_samples(path, info), info
+
+
+def read_samples(path, info):
+    """All samples of ``path`` (whose header ``info`` was already read) in ``dtype_for(info)``."""
     with _decoding(path):
         with sf.SoundFile(path) as handle:
             data = handle.read(dtype=dtype_for(info), always_2d=True)
     if data.shape[0] != info.frames and not info.lossy:
         raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
-    return data, info
+    return data
 
 
 def dtype_for(info):

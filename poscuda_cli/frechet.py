@@ -18,7 +18,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     dim = mu1.shape[0]
     if mu1.shape != (dim,) or mu2.shape != (dim,) or sigma1.shape != (dim, dim) or sigma2.shape != (dim, dim):
-        raise PoscudaError(f"Fréchet distance: mismatched shapes {mu1.shape}, {sigma1.shape}, {mu2.shape}, {sigma2.shape}")
+        shapes = f"{mu1.shape}, {sigma1.shape}, {mu2.shape}, {sigma2.shape}"
+        raise PoscudaError(f"Fréchet distance: mismatched shapes {shapes}")
     for name, value in (("mean", mu1), ("mean", mu2), ("covariance", sigma1), ("covariance", sigma2)):
         if not np.isfinite(value).all():
             raise PoscudaError(f"Fréchet distance: {name} contains NaN or Inf")

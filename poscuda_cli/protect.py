@@ -154,7 +154,7 @@ def _protect_one(src, dst, key, entry):
             if info.frames * info.channels > STREAM_SAMPLES and not info.lossy:
                 samples, changed, clipped = protect_file_in_blocks(in_path, out_path, plan, info)
             else:
-                data, info = audio.read(in_path)
+                data = audio.read_samples(in_path, info)
                 result = protect_clip(data, plan, info.samplerate, info.bits)
                 audio.write_atomic(out_path, result.audio, info)
                 samples, changed, clipped = data.size, result.changed, result.clipped

@@ -1,8 +1,9 @@
 """Protect files too long to hold in memory, block by block, with the same bits as in one piece.
 
-Pass 1 reads the file in blocks for what depends on the whole clip (peak, envelope,
-NaN check); pass 2 filters each block from a window with the filter's context on
-both sides and appends it to the temporary output. Blocks start on multiples of the
+Pass 1 reads the file in blocks for what depends on the whole clip (the envelope for
+the onset layout; the peak and the NaN check for float audio); pass 2 filters each
+block from a window with the filter's context on both sides and appends it to the
+temporary output. Blocks start on multiples of the
 envelope hop, so the envelope is exactly the whole-clip envelope.
 """
 
@@ -21,15 +22,18 @@ def protect_file_in_blocks(in_path, out_path, label_plan, info, block_seconds=BL
     step = layout.hop(info.samplerate)
     block = max(step, int(block_seconds * info.samplerate) // step * step)
     quantum = 1 << (np.dtype(dtype).itemsize * 8 - info.bits) if info.bits else 0
+    onset = label_plan.layout.kind == "onset"
     peak, envelopes = 0.0, []
     with sf.SoundFile(in_path) as handle:
-        for data in handle.blocks(blocksize=block, dtype=dtype, always_2d=True):
-            if not info.bits:
-                check_finite(data)
-                peak = max(peak, float(np.abs(data).max(initial=0)))
-            envelopes.append(layout.envelope(values_of(data, quantum), info.samplerate))
-        clip = plan_clip(label_plan, info.samplerate, info.frames, dtype, info.bits, peak,
-                         np.concatenate(envelopes) if envelopes else np.zeros(0))
+        if onset or not info.bits:  # pass 1 is needed only for the onset and for float peaks
+            for data in handle.blocks(blocksize=block, dtype=dtype, always_2d=True):
+                if not info.bits:
+                    check_finite(data)
+                    peak = max(peak, float(np.abs(data).max(initial=0)))
+                if onset:
+                    envelopes.append(layout.envelope(values_of(data, quantum), info.samplerate))
+        envelope = (np.concatenate(envelopes) if envelopes else np.zeros(0)) if onset else None
+        clip = plan_clip(label_plan, info.samplerate, info.frames, dtype, info.bits, peak, envelope)
         before, after = clip.context
         changed = clipped = 0
         with audio.AtomicWriter(out_path, info) as out:

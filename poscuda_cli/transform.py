@@ -102,6 +102,6 @@ def protect_clip(audio, label_plan, samplerate, bits=None):
         check_finite(audio)
     peak = float(np.abs(audio).max(initial=0)) if not integer else 0.0
     quantum = 1 << (audio.dtype.itemsize * 8 - (bits or audio.dtype.itemsize * 8)) if integer else 0
-    envelope = layout.envelope(values_of(audio, quantum), samplerate)
+    envelope = layout.envelope(values_of(audio, quantum), samplerate) if label_plan.layout.kind == "onset" else None
     clip = plan_clip(label_plan, samplerate, len(audio), audio.dtype, bits, peak, envelope)
     return ClipResult(*filter_window(audio, clip, 0, 0, len(audio)))

@@ -1,7 +1,6 @@
 """audit: the command on tiny generated trees, and (slow) the real question on FSDD."""
 
 import json
-import re
 
 import numpy as np
 import pytest

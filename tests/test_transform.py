@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from poscuda_cli import layout
-from poscuda_cli.key import Key, generate_key
+from poscuda_cli.key import Key
 from poscuda_cli.params import Params
 from poscuda_cli.transform import protect_clip
 

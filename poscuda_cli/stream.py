@@ -3,8 +3,8 @@
 Pass 1 reads the file in blocks for what depends on the whole clip (the envelope for
 the onset layout; the peak and the NaN check for float audio); pass 2 filters each
 block from a window with the filter's context on both sides and appends it to the
-temporary output. Blocks start on multiples of the
-envelope hop, so the envelope is exactly the whole-clip envelope.
+temporary output. Blocks start on multiples of the envelope hop, so the envelope is
+exactly the whole-clip envelope.
 """
 
 import numpy as np

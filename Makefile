@@ -31,7 +31,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_protect.py
+	$(BIN)/python bench/bench_protect.py --clips 1000 --long 2 --long-minutes 5
 
 # docs/results.md's measurements (about 2 hours on 2 cores; needs make install-extras, FSDD and espeak-ng)
 SWEEP := $(BIN)/python bench/efficacy_sweep.py

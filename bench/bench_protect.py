@@ -99,11 +99,68 @@ def startup():
     return help_time, cold, warm
 
 
+def peak_rss_mb(src, dst, preset):
+    """Peak resident memory (MB) of a separate `poscuda protect` process."""
+    key = os.path.join(os.path.dirname(dst), f"{preset}.json")
+    subprocess.run([sys.executable, "-m", "poscuda_cli", "keygen", "-o", key, "--preset", preset, "--force"],
+                   check=True, capture_output=True)
+    code = ("import resource,subprocess,sys;subprocess.run(sys.argv[1:],check=True);"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "poscuda_cli", "protect", src, dst,
+                          "--key", key, "-q", "--jobs", "1"], check=True, capture_output=True, text=True)
+    return int(out.stdout) / 1024
+
+
+def long_file_rss(work, minutes_list, rate=48000, channels=2):
+    """Peak RSS protecting one long file of each length: flat when block processing works."""
+    rows = []
+    for minutes in minutes_list:
+        src = os.path.join(work, f"long{minutes:g}", "a")
+        os.makedirs(src)
+        frames = int(rate * 60 * minutes)
+        with sf.SoundFile(os.path.join(src, "long.wav"), "w", rate, channels, "PCM_16") as handle:
+            rng = np.random.default_rng(0)
+            for start in range(0, frames, rate * 60):
+                n = min(rate * 60, frames - start)
+                handle.write((rng.standard_normal((n, channels)) * 3000).astype(np.int16))
+        for preset in ("paper", "default"):
+            if preset == "default" and minutes > 10:
+                continue  # 1,537 taps at 48 kHz: minutes of CPU per hour of audio; memory is what is measured
+            out = os.path.join(work, f"out-long{minutes:g}-{preset}")
+            started = time.perf_counter()
+            rss = peak_rss_mb(os.path.dirname(src), out, preset)
+            rows.append((minutes, preset, rss, time.perf_counter() - started))
+            shutil.rmtree(out)
+        shutil.rmtree(os.path.dirname(src))
+    return rows
+
+
+def scaling(work, counts, lengths):
+    """protect wall time (default key, jobs 2) against file count and against file length."""
+    key = generate_key()
+    rows = []
+    for count, seconds in [(c, 1.5) for c in counts] + [(8, s) for s in lengths]:
+        src = os.path.join(work, f"scale-{count}-{seconds:g}")
+        rng = np.random.default_rng(1)
+        for i in range(count):
+            path = os.path.join(src, f"l{i % 4}", f"{i}.wav")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            sf.write(path, (rng.standard_normal(int(RATE * seconds)) * 3000).astype(np.int16), RATE,
+                     subtype="PCM_16")
+        out = os.path.join(work, "scale-out")
+        t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=2)))
+        rows.append((count, seconds, t))
+        shutil.rmtree(src)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=2000)
     parser.add_argument("--long", type=int, default=3)
     parser.add_argument("--long-minutes", type=float, default=10)
+    parser.add_argument("--rss-minutes", type=float, nargs="+", default=[2, 10, 60],
+                        help="lengths (min) of the 48 kHz stereo files for the memory measurement")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.md"))
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="poscuda-bench-")
@@ -129,6 +186,8 @@ def main():
         kernel_257, numpy_257 = kernel_bench(257)
         kernel_9, numpy_9 = kernel_bench(9)
         help_time, cold, warm = startup()
+        rss_rows = long_file_rss(work, args.rss_minutes)
+        scale_rows = scaling(work, (250, 500, 1000), (15, 30, 60))
     finally:
         shutil.rmtree(work, True)
 
@@ -159,6 +218,12 @@ def main():
         f"| `poscuda --help` | {help_time:.3f} |",
         f"| kernel import + first call, empty numba cache | {cold:.2f} |",
         f"| kernel import + first call, warm numba cache | {warm:.2f} |",
+        "",
+        "| one 48 kHz stereo PCM_16 file | key | peak RSS MB (whole process) | wall s |", "|---|---|---|---|",
+        *[f"| {m:g} min | {p} | {rss:.0f} | {t:.1f} |" for m, p, rss, t in rss_rows],
+        "",
+        "| scaling (default key, jobs 2, 16 kHz) | wall s | s per audio hour |", "|---|---|---|",
+        *[f"| {c} files × {sec:g} s | {t:.2f} | {t / (c * sec / 3600):.0f} |" for c, sec, t in scale_rows],
     ]
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -7,7 +7,6 @@ Heavy modules are imported inside the commands so ``poscuda --help`` is instant.
 """
 
 import json
-import os
 import sys
 
 import click
@@ -27,6 +26,14 @@ def _progress_bar(total, quiet, unit="file"):
 
     return tqdm(total=total, unit=unit, file=sys.stderr, disable=quiet or not sys.stderr.isatty(),
                 dynamic_ncols=True)
+
+
+def _set_total(bar):
+    """A callback that sets the bar's total once the library has counted the work."""
+    def set_total(total):
+        bar.total = total
+        bar.refresh()
+    return set_total
 
 
 def _executor_options(command):
@@ -107,12 +114,12 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, executor
       poscuda protect /shared/in /shared/out --key k.json --executor dask --scheduler tcp://head:8786
     """
     from .key import load_key
-    from .protect import count_files, protect_tree
+    from .protect import protect_tree
 
     key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
-    with _progress_bar(count_files(src) if os.path.isdir(src) else 0, quiet) as bar:
-        summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast,
-                               progress=bar.update, executor=executor, scheduler=scheduler)
+    with _progress_bar(None, quiet) as bar:
+        summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=bar.update,
+                               on_total=_set_total(bar), executor=executor, scheduler=scheduler)
     for path, reason in summary.failed:
         click.echo(f"poscuda: error: {path}: {reason}", err=True)
     if as_json:
@@ -160,7 +167,7 @@ def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_
     """
     from .embeddings import MfccEmbedding, VggishEmbedding, default_cache_dir
     from .errors import GateError
-    from .verify import audio_paths, verify_trees
+    from .verify import verify_trees
 
     if embedding == "vggish" and not weights:
         raise click.BadParameter("the vggish embedding needs --weights FILE (docs/verify.md)", param_hint="--weights")
@@ -169,9 +176,9 @@ def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_
         cache_dir = default_cache_dir()
     elif cache_dir.lower() == "none":
         cache_dir = None
-    with _progress_bar(len(audio_paths(original)[0]), quiet) as bar:
+    with _progress_bar(None, quiet) as bar:
         report = verify_trees(original, protected, backend, cache_dir=cache_dir, jobs=jobs, progress=bar.update,
-                              executor=executor, scheduler=scheduler)
+                              on_total=_set_total(bar), executor=executor, scheduler=scheduler)
     summary = report.summary()
     if csv_path:
         report.write_csv(csv_path)

@@ -54,19 +54,22 @@ class _FileResult:
     seconds: float = 0.0
 
 
-def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None,
+def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None, on_total=None,
                  executor="local", scheduler=None):
     """Protect every labeled audio file under ``src`` into ``dst``; returns a Summary.
 
     Bad files are recorded in ``Summary.failed`` and the rest is done (or, with
-    ``fail_fast``, the run stops at the first). ``progress(n)`` is called as files finish.
-    ``executor="dask"`` runs the files on a Dask cluster (executors.py).
+    ``fail_fast``, the run stops at the first). ``on_total(n)`` is told how many files
+    there are, then ``progress(n)`` is called as they finish. ``executor="dask"`` runs
+    the files on a Dask cluster (executors.py).
     """
     started = time.perf_counter()
     tree.check_paths(src, dst)
     walked = tree.walk(src)
     if not walked.entries and not walked.problems:
         raise PoscudaError(f"{src}: no files to protect (empty input folder)")
+    if on_total:
+        on_total(len(walked.entries))
     summary = Summary(key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
     if fail_fast and summary.failed:
         return summary
@@ -96,11 +99,6 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
-
-
-def count_files(src):
-    """How many files a run over ``src`` will visit (for a progress bar's total)."""
-    return len(tree.walk(src).entries)
 
 
 def _run(workers, todo, src, dst, key, fail_fast, manifest, summary, progress):

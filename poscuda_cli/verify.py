@@ -69,9 +69,12 @@ def audio_paths(root):
     return {e.relpath for e in walked.entries if e.audio}, walked.problems
 
 
-def verify_trees(original, protected, backend=None, cache_dir=None, jobs=None, progress=None,
+def verify_trees(original, protected, backend=None, cache_dir=None, jobs=None, progress=None, on_total=None,
                  executor="local", scheduler=None):
-    """Measure PROT against ORIG; returns a Report (FAD is NaN when fewer than two pairs)."""
+    """Measure PROT against ORIG; returns a Report (FAD is NaN when fewer than two pairs).
+
+    ``on_total(n)`` is told how many pairs there are, ``progress(n)`` as they finish.
+    """
     for root in (original, protected):
         if not os.path.isdir(root):
             raise PoscudaError(f"{root}: not a folder")
@@ -80,6 +83,8 @@ def verify_trees(original, protected, backend=None, cache_dir=None, jobs=None, p
     prot_paths, prot_problems = audio_paths(protected)
     report = Report(float("nan"), [], sorted(orig_paths - prot_paths), sorted(prot_paths - orig_paths),
                     list(orig_problems) + list(prot_problems))
+    if on_total:
+        on_total(len(orig_paths & prot_paths))
     results = {}
     with executors.pool(executor, jobs, scheduler) as workers:
         futures = [workers.submit(measure_pair, original, protected, rel, backend, cache_dir)

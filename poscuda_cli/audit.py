@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import audio, features, tree
+from . import features, tree
+from .embeddings import mono_float
 from .errors import MissingExtraError, PoscudaError
 
 
@@ -56,10 +57,7 @@ def load(root, files, label_index, samplerate=None, seconds=1.0, jobs=None):
     from scipy.signal import resample_poly
 
     def read(relpath):
-        data, info = audio.read(os.path.join(root, *relpath.split("/")))
-        if np.issubdtype(data.dtype, np.integer):
-            data = data / float(np.iinfo(data.dtype).max + 1)
-        return data.mean(axis=1), info.samplerate
+        return mono_float(os.path.join(root, *relpath.split("/")))
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
         clips = list(pool.map(read, [rel for rel, _ in files]))

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from . import audio, layout
-from .transform import check_finite, filter_window, plan_clip, values_of
+from .transform import check_finite, filter_window, plan_clip, quantum_of, values_of
 
 BLOCK_SECONDS = 10.0
 
@@ -21,7 +21,7 @@ def protect_file_in_blocks(in_path, out_path, label_plan, info, block_seconds=BL
     dtype = audio.dtype_for(info)
     step = layout.hop(info.samplerate)
     block = max(step, int(block_seconds * info.samplerate) // step * step)
-    quantum = 1 << (np.dtype(dtype).itemsize * 8 - info.bits) if info.bits else 0
+    quantum = quantum_of(dtype, info.bits)
     onset = label_plan.layout.kind == "onset"
     peak, envelopes = 0.0, []
     with sf.SoundFile(in_path) as handle:

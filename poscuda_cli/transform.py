@@ -38,6 +38,14 @@ class ClipPlan:
         return n - 1 - (n - 1) // 2, (n - 1) // 2
 
 
+def quantum_of(dtype, bits):
+    """Container step of integer PCM (``bits`` significant bits, left-aligned); 0 for float."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.integer):
+        return 0
+    return 1 << (dtype.itemsize * 8 - (bits or dtype.itemsize * 8))
+
+
 def values_of(audio, quantum):
     """True sample values as float64 (integers for PCM)."""
     values = audio.astype(np.float64)
@@ -51,12 +59,11 @@ def plan_clip(label_plan, samplerate, frames, dtype, bits, peak, envelope):
     saturated to +-1, louder float audio is left unsaturated.
     """
     dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.integer):
+    quantum = quantum_of(dtype, bits)
+    if quantum:
         bits = bits or dtype.itemsize * 8
-        quantum = 1 << (dtype.itemsize * 8 - bits)
         low, high = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
     else:
-        quantum = 0
         low, high = (-1.0, 1.0) if peak <= 1.0 else (-np.inf, np.inf)
     starts, stops = layout.ranges(label_plan.layout, frames, samplerate, envelope)
     return ClipPlan(filters.design(label_plan.filter, samplerate), starts, stops, dtype, quantum, low, high)
@@ -101,7 +108,7 @@ def protect_clip(audio, label_plan, samplerate, bits=None):
     if not integer:
         check_finite(audio)
     peak = float(np.abs(audio).max(initial=0)) if not integer else 0.0
-    quantum = 1 << (audio.dtype.itemsize * 8 - (bits or audio.dtype.itemsize * 8)) if integer else 0
+    quantum = quantum_of(audio.dtype, bits)
     envelope = layout.envelope(values_of(audio, quantum), samplerate) if label_plan.layout.kind == "onset" else None
     clip = plan_clip(label_plan, samplerate, len(audio), audio.dtype, bits, peak, envelope)
     return ClipResult(*filter_window(audio, clip, 0, 0, len(audio)))

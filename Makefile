@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# audit's attacker models need torch (CI passes TORCH=torch==2.13.0, a CPU build); --executor dask needs dask.
+# audit's attacker models and the quality extra need torch (CI passes TORCH=torch==2.13.0, a CPU build);
+# --executor dask needs dask; verify --perceptual/--report need the quality extra.
 TORCH ?= torch
 STAMP := $(VENV)/.installed
 
@@ -16,7 +17,7 @@ $(STAMP): setup.cfg setup.py
 install: $(STAMP)
 
 install-extras: $(STAMP)
-	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,dask,test]'
+	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,dask,quality,test]'
 
 example: $(STAMP)
 	$(BIN)/poscuda keygen --force -o example-key.json

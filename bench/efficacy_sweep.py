@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from poscuda_cli import audio  # noqa: E402
 from poscuda_cli.audit import evaluate, load_split  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
-from poscuda_cli.metrics import log_spectral_distance, snr_db  # noqa: E402
+from poscuda_cli.verify.metrics import log_spectral_distance, snr_db  # noqa: E402
 from poscuda_cli.params import PRESETS, Params  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import verify_trees  # noqa: E402

@@ -13,6 +13,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import soundfile as sf
 
 from .errors import AudioFileError
@@ -83,6 +84,29 @@ def read_samples(path, info):
     if data.shape[0] != info.frames and not info.lossy:
         raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
     return data
+
+
+def mono_float(path):
+    """(mono float64 in [-1, 1], AudioInfo) of an audio file: the form every analysis reads."""
+    data, info = read(path)
+    return to_mono_float(data), info
+
+
+def to_mono_float(data):
+    """Channel mean of samples as :func:`read` returns them, as float64 in [-1, 1]."""
+    if np.issubdtype(data.dtype, np.integer):
+        data = data / float(np.iinfo(data.dtype).max + 1)
+    return np.asarray(data, np.float64).mean(axis=1)
+
+
+def resample(mono, rate, target):
+    """``mono`` at ``rate`` resampled to ``target`` Hz (scipy's polyphase filter; a copy-free no-op if equal)."""
+    if rate == target:
+        return np.asarray(mono, np.float64)
+    from scipy.signal import resample_poly
+
+    gcd = np.gcd(int(rate), int(target))
+    return resample_poly(np.asarray(mono, np.float64), target // gcd, rate // gcd)
 
 
 def dtype_for(info):

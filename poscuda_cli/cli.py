@@ -62,30 +62,73 @@ def main():
     \b
       poscuda keygen -o k.json
       poscuda protect in/ out/ --key k.json
-      poscuda verify in/ out/ --max-fad 5
+      poscuda verify in/ out/ --perceptual all --report report.html
       poscuda audit --train in/train --protected out/train --test in/test
     """
 
 
+def _label_options(command):
+    """--labels/--path-column/--label-column/--delimiter/--label-from: where labels come from."""
+    for option in reversed([
+        click.option("--labels", "label_table", type=click.Path(dir_okay=False, exists=True),
+                     help="CSV/TSV of paths (relative to IN) and labels, instead of label folders."),
+        click.option("--path-column", metavar="NAME", help="--labels column holding the paths."),
+        click.option("--label-column", metavar="NAME", help="--labels column holding the labels."),
+        click.option("--delimiter", metavar="CHAR", help="--labels field separator [tab for .tsv, else comma]."),
+        click.option("--label-from", "label_pattern", metavar="REGEX",
+                     help=r"The label is REGEX's first group on the path relative to IN, e.g. '^(\d)_'."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _labels(root, label_table, path_column, label_column, delimiter, label_pattern):
+    from .labels import from_options
+
+    return from_options(root, label_table, path_column, label_column, delimiter, label_pattern)
+
+
+def _key_options(command):
+    """--strength/--preset/--param: the parameters of a new key (keygen, audit --keys)."""
+    from .params import PRESETS, STRENGTHS
+
+    command = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                           help="Override one parameter (repeatable), e.g. --param notches=3.")(command)
+    command = click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+                           help="The paper's PosCUDA instead of a strength level.")(command)
+    return click.option("--strength", type=click.Choice(list(STRENGTHS)), default=None,
+                        help="Protection level [balanced]; see 'poscuda keygen --help'.")(command)
+
+
+def _key_params(strength, preset, params):
+    from .params import PRESETS, STRENGTHS
+
+    if strength and preset:
+        raise click.UsageError("give --strength or --preset, not both")
+    base = PRESETS[preset] if preset else STRENGTHS[strength or "balanced"]
+    return base.with_overrides(params)
+
+
 @main.command()
 @click.option("-o", "--output", default="-", show_default=True, help="Key file to write, or - for stdout.")
-@click.option("--preset", type=click.Choice(["default", "paper"]), default="default", show_default=True,
-              help="Starting parameters: the measured default, or the paper's PosCUDA.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Override one parameter (repeatable), e.g. --param notches=3.")
+@_key_options
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
-def keygen(output, preset, params, force):
+def keygen(output, strength, preset, params, force):
     """Write a new secret key (JSON, mode 0600).
+
+    \b
+    Strength levels (docs/results.md has every measurement):
+    STRENGTH_HELP
 
     \b
     Examples:
       poscuda keygen -o k.json
+      poscuda keygen -o k.json --strength strong
       poscuda keygen -o paper.json --preset paper --param patches=8
     """
     from .key import generate_key, write_key
-    from .params import PRESETS
 
-    key = generate_key(PRESETS[preset].with_overrides(params))
+    key = generate_key(_key_params(strength, preset, params))
     write_key(key, output, force=force)
     if output != "-":
         click.echo(f"wrote key {key.fingerprint} to {output}", err=True)
@@ -100,26 +143,34 @@ def keygen(output, preset, params, force):
 @click.option("--fail-fast", is_flag=True, help="Stop at the first bad file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@_label_options
 @_executor_options
-def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, executor, scheduler):
-    """Protect IN/<label>/** into OUT/<label>/** with KEY.
+def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_table, path_column, label_column,
+            delimiter, label_pattern, executor, scheduler):
+    """Protect the labeled audio under IN into OUT with KEY.
 
-    Audio is protected, other files are copied, OUT mirrors IN. Rerunning the same
-    command resumes an interrupted run. Exit code 1 if any file failed.
+    A file's label is its first-level folder (IN/<label>/**), or comes from a metadata
+    table (--labels) or its path (--label-from). Audio is protected, other files are
+    copied, OUT mirrors IN's layout. Rerunning the same command resumes an interrupted
+    run. Exit code 1 if any file failed.
 
     \b
     Examples:
       poscuda protect corpus/ protected/ --key k.json
       poscuda protect corpus/ protected/ --key k.json --jobs 2 --json > summary.json
+      poscuda protect ESC-50/audio out/ --key k.json --labels ESC-50/meta/esc50.csv \\
+          --path-column filename --label-column category
+      poscuda protect fsdd-flat/ out/ --key k.json --label-from '^(\\d)_'
       poscuda protect /shared/in /shared/out --key k.json --executor dask --scheduler tcp://head:8786
     """
     from .key import load_key
     from .protect import protect_tree
 
+    labels = _labels(src, label_table, path_column, label_column, delimiter, label_pattern)
     key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
     with _progress_bar(None, quiet) as bar:
         summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=bar.update,
-                               on_total=_set_total(bar), executor=executor, scheduler=scheduler)
+                               on_total=_set_total(bar), executor=executor, scheduler=scheduler, labels=labels)
     for path, reason in summary.failed:
         click.echo(f"poscuda: error: {path}: {reason}", err=True)
     if as_json:
@@ -136,68 +187,105 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, executor
 
 
 
+def _perceptual_list(ctx, param, value):
+    if not value:
+        return ()
+    from .verify import PERCEPTUAL
+
+    names = PERCEPTUAL if value.strip() == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = sorted(set(names) - set(PERCEPTUAL))
+    if unknown:
+        raise click.BadParameter(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(PERCEPTUAL)} or all")
+    return tuple(n for n in PERCEPTUAL if n in names)
+
+
 @main.command()
 @click.argument("original", metavar="ORIG", type=click.Path(file_okay=False, exists=True))
 @click.argument("protected", metavar="PROT", type=click.Path(file_okay=False, exists=True))
+@click.option("--perceptual", metavar="LIST", callback=_perceptual_list,
+              help="Also measure pesq, stoi, speaker (comma-separated) or all; needs poscuda[quality].")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Write a self-contained HTML report here (measures all perceptual metrics).")
 @click.option("--max-fad", type=float, default=None, help="Exit 7 if FAD exceeds this.")
 @click.option("--min-snr", type=float, default=None, help="Exit 7 if the mean SNR (dB) over files is below this.")
 @click.option("--min-file-snr", type=float, default=None, help="Exit 7 if any file's SNR (dB) is below this.")
+@click.option("--min-pesq", type=float, default=None, help="Exit 7 if the mean PESQ is below this.")
+@click.option("--min-stoi", type=float, default=None, help="Exit 7 if the mean STOI is below this.")
+@click.option("--min-speaker-sim", type=float, default=None,
+              help="Exit 7 if the mean speaker similarity (cosine) is below this.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the per-file table here.")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
               help="Embedding cache folder [~/.cache/poscuda/embeddings]; 'none' disables it.")
-@click.option("--embedding", type=click.Choice(["mfcc", "vggish"]), default="mfcc", show_default=True,
-              help="FAD embedding: built-in MFCC+deltas, or VGGish (torch) with --weights.")
+@click.option("--embedding", type=click.Choice(["mfcc", "speaker", "vggish"]), default="mfcc", show_default=True,
+              help="FAD embedding: built-in MFCC+deltas, the pretrained speaker encoder (poscuda[quality]), "
+                   "or VGGish with --weights.")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True), help="VGGish state dict (.pth).")
-@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Parallel files [all cores].")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Parallel worker processes [all cores].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+@_label_options
 @_executor_options
-def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_dir, embedding, weights, jobs,
-           quiet, as_json, executor, scheduler):
-    """Measure how much PROT differs from ORIG: FAD and per-file quality.
+def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_file_snr, min_pesq, min_stoi,
+           min_speaker_sim, csv_path, cache_dir, embedding, weights, jobs, quiet, as_json, label_table, path_column,
+           label_column, delimiter, label_pattern, executor, scheduler):
+    """Measure how much PROT differs from ORIG: FAD, SNR, LSD, and PESQ/STOI/speaker similarity.
 
-    Files are paired by relative path; missing or extra files fail the check.
-    FAD uses MFCC+delta frame embeddings at 16 kHz (docs/verify.md).
+    Files are paired by relative path; missing or extra files, and pairs that differ in
+    rate, channels or length, are errors (exit 1). FAD uses MFCC+delta frame embeddings
+    at 16 kHz by default (docs/verify.md).
 
     \b
     Examples:
       poscuda verify in/ out/
-      poscuda protect in/ out/ --key k.json && poscuda verify in/ out/ --max-fad 5 --min-snr 20
-      poscuda verify in/ out/ --csv quality.csv --json > summary.json
+      poscuda verify in/ out/ --perceptual all --report report.html
+      poscuda protect in/ out/ --key k.json && poscuda verify in/ out/ --min-pesq 4.0 --min-snr 15
+      poscuda verify in/ out/ --perceptual pesq,stoi --csv quality.csv --json > summary.json
     """
-    from .embeddings import MfccEmbedding, VggishEmbedding, default_cache_dir
     from .errors import GateError
-    from .verify import verify_trees
+    from .verify import Plan, verify_trees
+    from .verify.embeddings import default_cache_dir
 
     if embedding == "vggish" and not weights:
         raise click.BadParameter("the vggish embedding needs --weights FILE (docs/verify.md)", param_hint="--weights")
-    backend = VggishEmbedding(weights) if embedding == "vggish" else MfccEmbedding()
+    gated = {"pesq": min_pesq, "stoi": min_stoi, "speaker": min_speaker_sim}
+    wanted = set(perceptual) | {name for name, gate in gated.items() if gate is not None}
+    if report_path:
+        wanted |= {"pesq", "stoi", "speaker"}
     if cache_dir is None:
         cache_dir = default_cache_dir()
     elif cache_dir.lower() == "none":
         cache_dir = None
+    plan = Plan(tuple(n for n in ("pesq", "stoi", "speaker") if n in wanted), embedding, weights, cache_dir)
+    labels = _labels(original, label_table, path_column, label_column, delimiter, label_pattern)
+    if report_path:
+        from .verify.report import require as require_report
+
+        require_report()
     with _progress_bar(None, quiet) as bar:
-        report = verify_trees(original, protected, backend, cache_dir=cache_dir, jobs=jobs, progress=bar.update,
-                              on_total=_set_total(bar), executor=executor, scheduler=scheduler)
+        report = verify_trees(original, protected, plan, jobs=jobs, progress=bar.update, on_total=_set_total(bar),
+                              executor=executor, scheduler=scheduler, labels=labels)
     summary = report.summary()
     if csv_path:
         report.write_csv(csv_path)
+    if report_path:
+        from .verify.report import write_report
+
+        write_report(report, original, protected, report_path)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        click.echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
-        click.echo(f"FAD          {summary['fad']}")
-        click.echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
-                   f"min {summary['snr_db_min']}")
-        click.echo(f"LSD dB       mean {summary['lsd_db_mean']}")
-        click.echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
-        for item in summary["worst_snr"]:
-            snr = "unchanged" if item["snr_db"] is None else f"{item['snr_db']} dB"
-            click.echo(f"  worst      {snr:>10}  {item['path']}")
+        _print_verify_summary(summary)
     problems = [f"missing in PROT: {p}" for p in report.missing] + [f"extra in PROT: {p}" for p in report.extra]
     problems += [f"{p}: {r}" for p, r in report.failed]
     for problem in problems:
         click.echo(f"poscuda: error: {problem}", err=True)
+    if not quiet and report.not_measured:
+        click.echo(f"poscuda: {len(report.not_measured)} file(s) not measured by some metric "
+                   f"(first: {report.not_measured[0][0]}: {report.not_measured[0][1]}; all in --json/--csv)", err=True)
+    means = {"pesq": summary.get("pesq_mean"), "stoi": summary.get("stoi_mean"),
+             "speaker": summary.get("speaker_similarity_mean")}
+    labels = {"pesq": "mean PESQ", "stoi": "mean STOI", "speaker": "mean speaker similarity"}
+    flags = {"pesq": "--min-pesq", "stoi": "--min-stoi", "speaker": "--min-speaker-sim"}
     violations = []
     if max_fad is not None and not report.fad <= max_fad:
         violations.append(f"FAD {report.fad:.4g} > --max-fad {max_fad}")
@@ -205,22 +293,57 @@ def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_
         violations.append(f"mean SNR {summary['snr_db_mean']} dB < --min-snr {min_snr}")
     if min_file_snr is not None and summary["snr_db_min"] is not None and summary["snr_db_min"] < min_file_snr:
         violations.append(f"file SNR {summary['snr_db_min']} dB < --min-file-snr {min_file_snr}")
+    for name, gate in gated.items():
+        if gate is not None and not (means[name] is not None and means[name] >= gate):
+            violations.append(f"{labels[name]} {means[name]} < {flags[name]} {gate}")
     if violations:
         raise GateError("; ".join(violations))
     if problems:
         sys.exit(1)
 
+
+def _print_verify_summary(summary):
+    click.echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
+    click.echo(f"FAD          {summary['fad']} ({summary['embedding']} embedding)")
+    click.echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
+               f"min {summary['snr_db_min']}")
+    click.echo(f"LSD dB       mean {summary['lsd_db_mean']}")
+    click.echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
+    if "pesq_mean" in summary:
+        click.echo(f"PESQ {summary['pesq_mode'] or '':<7} mean {summary['pesq_mean']}  median "
+                   f"{summary['pesq_median']}  min {summary['pesq_min']}  ({summary['pesq_measured']} measured)")
+    if "stoi_mean" in summary:
+        click.echo(f"STOI         mean {summary['stoi_mean']}  ESTOI mean {summary['estoi_mean']}  "
+                   f"({summary['stoi_measured']} measured)")
+    if "speaker_similarity_mean" in summary:
+        click.echo(f"speaker sim  mean {summary['speaker_similarity_mean']}  min {summary['speaker_similarity_min']}  "
+                   f"({summary['speaker_measured']} measured)")
+    for item in summary["worst_snr"]:
+        click.echo(f"  worst SNR  {item['snr_db']:>7} dB  {item['path']}")
+    for item in summary.get("worst_pesq", []):
+        click.echo(f"  worst PESQ {item['pesq']:>10}  {item['path']}")
+
+
 @main.command()
 @click.option("--train", "train_dir", required=True, type=click.Path(file_okay=False, exists=True),
               help="Clean training tree (IN/<label>/**).")
-@click.option("--protected", "protected_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="The protected copy of --train.")
+@click.option("--protected", "protected_dir", type=click.Path(file_okay=False, exists=True),
+              help="The protected copy of --train (made with your key).")
+@click.option("--keys", type=click.IntRange(1, 100), default=None,
+              help="Instead of --protected: protect --train in memory with N fresh keys (never written).")
+@_key_options
 @click.option("--test", "test_dir", type=click.Path(file_okay=False, exists=True),
               help="Clean test tree with the same labels.")
 @click.option("--split", metavar="REGEX",
               help=r"Instead of --test: files whose name matches REGEX are the test set, e.g. '_[0-4]\.wav$'.")
+@click.option("--groups", metavar="REGEX",
+              help="Instead of --test: hold out each group in turn; REGEX's first group on a file name names its "
+                   "group, e.g. '_([a-z]+)_' for FSDD's speakers.")
 @click.option("--models", default=None, metavar="LIST",
               help="Comma-separated attackers: cnn-avg, cnn-flat, raw, lstm, transformer [all].")
+@click.option("--defense", "defenses", multiple=True, metavar="NAME",
+              help="Also train defended attackers (repeatable): eq, bandstop, noise, specaugment, cmvn, mp3, ogg, "
+                   "resample8k.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True)
 @click.option("--shift", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Also train with random time shifts of up to this fraction of the clip.")
@@ -229,39 +352,71 @@ def verify(original, protected, max_fad, min_snr, min_file_snr, csv_path, cache_
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=None, help="torch threads [torch's default].")
 @click.option("--max-accuracy", type=click.FloatRange(0, 1), default=None,
-              help="Exit 7 if any protected-trained model scores above this on the clean test set.")
+              help="Exit 7 if a protected-trained attacker (mean over keys) scores above this on clean test audio.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
-def audit(train_dir, protected_dir, test_dir, split, models, epochs, shift, seconds, seed, threads,
-          max_accuracy, quiet, as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print the results (rows and every run) as JSON on stdout.")
+@_label_options
+@click.option("--test-labels", "test_table", type=click.Path(dir_okay=False, exists=True),
+              help="With --labels and --test: the test tree's table (same columns).")
+def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, split, groups, models, defenses,
+          epochs, shift, seconds, seed, threads, max_accuracy, quiet, as_json, label_table, path_column,
+          label_column, delimiter, label_pattern, test_table):
     """Train attacker models on clean and protected data; report clean-test accuracy.
+
+    With --keys N the training tree is protected in memory with N fresh keys (of
+    --strength, --preset and --param) and each attacker's accuracy is given as the
+    mean, min and max over keys: one key is one draw, not evidence.
 
     \b
     Examples:
       poscuda audit --train in/train --protected out/train --test in/test
-      poscuda audit --train fsdd --protected fsdd-prot --split '_[0-4]\\.wav$' --models cnn-avg,raw
+      poscuda audit --train fsdd --keys 3 --split '_[0-4]\\.wav$' --models cnn-avg,raw
+      poscuda audit --train fsdd --keys 3 --groups '_([a-z]+)_' --defense bandstop --json > audit.json
     """
     from .audit import audit as run_audit
-    from .audit import import_attackers, rows_to_dicts
+    from .audit.defenses import DEFENSES
+    from .audit.main import import_attackers
+    from .errors import GateError
+    from .key import generate_key
 
     names = [m.strip() for m in models.split(",")] if models else list(import_attackers().MODELS)
     unknown = [m for m in names if m not in import_attackers().MODELS]
     if unknown:
         raise click.BadParameter(f"unknown attacker(s) {', '.join(unknown)}", param_hint="--models")
-    runs = len(names) * 2 * (2 if shift else 1)
-    with _progress_bar(runs * epochs, quiet, unit="epoch") as bar:
-        rows, labels = run_audit(train_dir, protected_dir, test_dir, split, names, epochs, seed, shift,
-                                 seconds, threads=threads, progress=lambda: bar.update(1))
+    bad = [d for d in defenses if d not in DEFENSES]
+    if bad:
+        raise click.BadParameter(f"unknown defense(s) {', '.join(bad)}; choose from {', '.join(DEFENSES[1:])}",
+                                 param_hint="--defense")
+    if bool(protected_dir) == bool(keys):
+        raise click.UsageError("give either --protected DIR or --keys N")
+    if not keys and (strength or preset or params):
+        raise click.UsageError("--strength, --preset and --param describe the fresh keys of --keys N")
+    labels = _labels(train_dir, label_table, path_column, label_column, delimiter, label_pattern)
+    if test_dir and label_table and not test_table:
+        raise click.UsageError("with --labels and --test, give the test tree's table too (--test-labels)")
+    test_labels = _labels(test_dir, test_table or None, path_column if test_table else None,
+                          label_column if test_table else None, delimiter if test_table else None,
+                          label_pattern) if test_dir else None
+    fresh = [generate_key(_key_params(strength, preset, params)) for _ in range(keys or 0)]
+    with _progress_bar(None, quiet, unit="epoch") as bar:
+        result = run_audit(train_dir, protected_dir, test_dir, split, groups, fresh, names,
+                           ("none",) + tuple(d for d in defenses if d != "none"), epochs, seed, shift, seconds,
+                           threads=threads, progress=lambda: bar.update(1), on_total=_set_total(bar),
+                           labels=labels, test_labels=test_labels)
     if as_json:
-        click.echo(json.dumps({"labels": labels, "chance": 1 / len(labels), "rows": rows_to_dicts(rows)}, indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        click.echo(f"{'model':<14}{'shift':>6}{'clean-trained':>15}{'protected-trained':>19}{'(fit)':>8}")
-        for row in rows:
-            click.echo(f"{row.model:<14}{row.shift:>6.2f}{row.clean_accuracy:>15.1%}"
-                       f"{row.protected_accuracy:>19.1%}{row.protected_train_accuracy:>8.1%}")
-        click.echo(f"accuracy on the clean test set; chance {1 / len(labels):.1%}")
-    worst = max(row.protected_accuracy for row in rows)
+        count = result.rows[0].keys
+        spread = f"mean [min-max] over {count} keys" if count > 1 else "one key"
+        click.echo(f"{'model':<12}{'shift':>6}  {'defense':<12}{'clean-trained':>14}  protected-trained ({spread})")
+        for row in result.rows:
+            protected = f"{row.protected_accuracy:6.1%}"
+            if row.keys > 1:
+                protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
+            click.echo(f"{row.model:<12}{row.shift:>6.2f}  {row.defense:<12}{row.clean_accuracy:>14.1%}  {protected}")
+        folds = result.rows[0].folds
+        click.echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
+                   f"chance {1 / len(result.labels):.1%}")
+    worst = max(row.protected_accuracy for row in result.rows)
     if max_accuracy is not None and worst > max_accuracy:
-        from .errors import GateError
-
         raise GateError(f"a protected-trained model reached {worst:.1%} > --max-accuracy {max_accuracy:.1%}")

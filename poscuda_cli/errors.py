@@ -7,6 +7,12 @@ class PoscudaError(Exception):
     exit_code = 1
 
 
+class LabelsError(PoscudaError):
+    """The label table or pattern is wrong: a missing column or file, a bad row or label."""
+
+    exit_code = 2
+
+
 class KeyFileError(PoscudaError):
     """The key file is missing, malformed, tampered with or out of range."""
 

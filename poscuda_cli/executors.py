@@ -1,6 +1,6 @@
-"""Where per-file work runs: local threads (default) or a Dask cluster.
+"""Where per-file work runs: local threads or processes, or a Dask cluster.
 
-Both give the same two calls -- ``submit(fn, *args)`` and ``as_completed(futures)`` -- so
+All give the same two calls -- ``submit(fn, *args)`` and ``as_completed(futures)`` -- so
 protect and verify keep their manifest, resume and error handling in the calling
 process whatever runs the files. With Dask the functions and their arguments (the key
 included) are pickled to the workers, which must see IN and OUT at the same paths.
@@ -23,16 +23,25 @@ class Pool:
 
 
 @contextmanager
-def pool(executor="local", jobs=None, scheduler=None):
-    """A Pool running ``jobs`` files at a time locally, or on the Dask scheduler at ``scheduler``
-    (a local cluster of ``jobs`` worker processes when no address is given)."""
+def pool(executor="local", jobs=None, scheduler=None, processes=False):
+    """A Pool running ``jobs`` tasks at a time locally, or on the Dask scheduler at ``scheduler``
+    (a local cluster of ``jobs`` worker processes when no address is given).
+
+    Locally, tasks run in threads, or with ``processes`` in fresh worker processes (for work
+    that holds the GIL).
+    """
     jobs = jobs or os.cpu_count() or 1
     if executor == "local":
-        threads = local_futures.ThreadPoolExecutor(max_workers=jobs)
+        if processes:
+            import multiprocessing
+
+            workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        else:
+            workers = local_futures.ThreadPoolExecutor(max_workers=jobs)
         try:
-            yield Pool(threads.submit, local_futures.as_completed)
+            yield Pool(workers.submit, local_futures.as_completed)
         finally:
-            threads.shutdown(wait=True, cancel_futures=True)
+            workers.shutdown(wait=True, cancel_futures=True)
         return
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -50,3 +59,4 @@ def pool(executor="local", jobs=None, scheduler=None):
         client.close()
         if cluster is not None:
             cluster.close()
+

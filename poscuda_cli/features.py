@@ -64,6 +64,11 @@ def log_mel(signal, samplerate, n_mels=40, fmin=20.0, fmax=None, offset=None, ma
 
 def mfcc(signal, samplerate, n_mfcc=20, n_mels=40):
     """(..., frames, n_mfcc) MFCCs."""
+    return cepstra(log_mel(signal, samplerate, n_mels), n_mfcc)
+
+
+def cepstra(log_mel_frames, n_mfcc=20):
+    """The first ``n_mfcc`` DCT-II coefficients of log-mel frames: MFCCs."""
     from scipy.fft import dct
 
-    return dct(log_mel(signal, samplerate, n_mels), type=2, norm="ortho", axis=-1)[..., :n_mfcc]
+    return dct(log_mel_frames, type=2, norm="ortho", axis=-1)[..., :n_mfcc]

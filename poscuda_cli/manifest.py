@@ -26,10 +26,11 @@ class Record:
     size: int
     mtime_ns: int
     out_size: int
+    label: str = ""  # the label it was protected as ("" for a copied file)
 
     def to_json(self):
         return json.dumps({"path": self.path, "size": self.size, "mtime_ns": self.mtime_ns,
-                           "out_size": self.out_size}, ensure_ascii=False)
+                           "out_size": self.out_size, "label": self.label}, ensure_ascii=False)
 
 
 class Manifest:
@@ -48,9 +49,12 @@ class Manifest:
         self._rewrite()
         self._handle = open(self.path, "a", encoding="utf-8")
 
-    def is_done(self, relpath, stat, out_path):
-        record = self.records.get(relpath)
+    def is_done(self, entry, stat, out_path):
+        """Whether ``entry`` was finished from this very input, as the same label, and its output is intact."""
+        record = self.records.get(entry.relpath)
         if record is None or record.size != stat.st_size or record.mtime_ns != stat.st_mtime_ns:
+            return False
+        if record.label != entry.label:
             return False
         try:
             return os.path.getsize(out_path) == record.out_size
@@ -96,7 +100,8 @@ def _read(path):
     for line in lines[1:]:
         try:
             item = json.loads(line)
-            record = Record(str(item["path"]), int(item["size"]), int(item["mtime_ns"]), int(item["out_size"]))
+            record = Record(str(item["path"]), int(item["size"]), int(item["mtime_ns"]), int(item["out_size"]),
+                            str(item.get("label", "")))
         except (ValueError, KeyError, TypeError):
             continue  # a line torn by an interrupted run: that file is simply redone
         records[record.path] = record

@@ -29,6 +29,7 @@ class Summary:
     wall_seconds: float = 0.0
     failed: list = field(default_factory=list)  # [(relpath, reason)]
     skipped: list = field(default_factory=list)  # [(relpath, reason)]
+    labels: dict = field(default_factory=dict)  # label -> audio files protected as it in this run
 
     @property
     def changed_fraction(self):
@@ -41,7 +42,7 @@ class Summary:
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "samples": self.samples, "changed_fraction": round(self.changed_fraction, 6),
                 "clipped_samples": self.clipped, "audio_seconds": round(self.audio_seconds, 3),
-                "wall_seconds": round(self.wall_seconds, 3)}
+                "wall_seconds": round(self.wall_seconds, 3), "labels": dict(sorted(self.labels.items()))}
 
 
 @dataclass
@@ -55,9 +56,10 @@ class _FileResult:
 
 
 def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None, on_total=None,
-                 executor="local", scheduler=None):
+                 executor="local", scheduler=None, labels=None):
     """Protect every labeled audio file under ``src`` into ``dst``; returns a Summary.
 
+    ``labels`` is a label source (labels.py; default: each file's first-level folder).
     Bad files are recorded in ``Summary.failed`` and the rest is done (or, with
     ``fail_fast``, the run stops at the first). ``on_total(n)`` is told how many files
     there are, then ``progress(n)`` is called as they finish. ``executor="dask"`` runs
@@ -65,7 +67,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     """
     started = time.perf_counter()
     tree.check_paths(src, dst)
-    walked = tree.walk(src)
+    walked = tree.walk(src, labels)
     if not walked.entries and not walked.problems:
         raise PoscudaError(f"{src}: no files to protect (empty input folder)")
     if on_total:
@@ -82,7 +84,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
             for entry in walked.entries:
                 in_path, out_path = _paths(src, dst, entry)
                 try:
-                    done = manifest.is_done(entry.relpath, os.stat(in_path), out_path)
+                    done = manifest.is_done(entry, os.stat(in_path), out_path)
                 except OSError as exc:
                     summary.failed.append((entry.relpath, f"cannot stat ({exc.strerror})"))
                     continue
@@ -121,6 +123,7 @@ def _record_result(result, manifest, summary):
     manifest.add(result.record)
     if result.entry.audio:
         summary.protected += 1
+        summary.labels[result.entry.label] = summary.labels.get(result.entry.label, 0) + 1
         summary.samples += result.samples
         summary.changed += result.changed
         summary.clipped += result.clipped
@@ -167,7 +170,7 @@ def _protect_one(src, dst, key, entry):
 
 
 def _record(entry, stat, out_path):
-    return Record(entry.relpath, stat.st_size, stat.st_mtime_ns, os.path.getsize(out_path))
+    return Record(entry.relpath, stat.st_size, stat.st_mtime_ns, os.path.getsize(out_path), entry.label)
 
 
 def _paths(src, dst, entry):

@@ -1,10 +1,10 @@
-"""Walking a labeled tree (IN/<label>/**) and the safety rules for IN and OUT.
+"""Walking a labeled tree and the safety rules for IN and OUT.
 
 Rules, in one place:
 
-* a file's label is its first-level folder under IN;
+* a file's label comes from a label source (labels.py): by default its first-level folder;
 * audio files (by extension) are protected; other files are copied unchanged;
-* audio directly in IN has no label: it is an error and is never copied;
+* audio without a label (directly in IN, or not in the metadata) is an error and is never copied;
 * hidden files and folders (name starts with ".") are skipped;
 * symlinked files are read through the link and written as real files;
   symlinked folders are not followed (no loops, no escaping IN).
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from .audio import is_audio_name
 from .errors import UnsafePathError
+from .labels import FolderLabels, Unlabeled
 
 
 @dataclass(frozen=True)
 class Entry:
     relpath: str  # relative to IN, "/"-separated
-    label: str  # "" for files directly in IN
+    label: str  # "" for non-audio files
     audio: bool
 
 
@@ -46,8 +47,10 @@ def check_paths(src, dst):
         raise UnsafePathError(f"{src}: input folder is inside the output folder {dst}")
 
 
-def walk(src):
-    """All files under ``src`` in sorted order, with what to do with each."""
+def walk(src, labels=None):
+    """All files under ``src`` in sorted order, with what to do with each; ``labels`` names the
+    audio files' labels (default: their first-level folder)."""
+    labels = labels or FolderLabels()
     result = Walk([], [], [])
 
     def on_error(exc):
@@ -66,12 +69,13 @@ def walk(src):
             if name.startswith("."):
                 result.skipped.append((relpath, "hidden"))
                 continue
-            label = relpath.split("/", 1)[0] if "/" in relpath else ""
-            audio = is_audio_name(name)
-            if audio and not label:
-                result.problems.append((relpath, "audio directly in IN has no label folder; not copied"))
+            if not is_audio_name(name):
+                result.entries.append(Entry(relpath, "", False))
                 continue
-            result.entries.append(Entry(relpath, label, audio))
+            try:
+                result.entries.append(Entry(relpath, labels.label_of(relpath), True))
+            except Unlabeled as why:
+                result.problems.append((relpath, f"{why}; not copied"))
     return result
 
 

@@ -72,28 +72,99 @@ def test_audit_without_torch_says_how_to_install(tmp_path, monkeypatch):
 
     import sys
 
-    import poscuda_cli
+    import poscuda_cli.audit
 
-    monkeypatch.delitem(sys.modules, "poscuda_cli.attackers", raising=False)
-    monkeypatch.delattr(poscuda_cli, "attackers", raising=False)
+    monkeypatch.delitem(sys.modules, "poscuda_cli.audit.attackers", raising=False)
+    monkeypatch.delattr(poscuda_cli.audit, "attackers", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_torch)
     src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
     result = CliRunner().invoke(main, ["audit", "--train", str(src), "--protected", str(src), "--test", str(src)])
     assert result.exit_code == 6 and "pip install" in result.stderr
 
 
-@pytest.mark.slow
-def test_protection_hurts_generalisation_on_fsdd(fsdd, tmp_path):
-    """Protect FSDD with a default key, train the LSTM attacker: protected-trained must be far worse."""
-    from poscuda_cli.audit import evaluate, load_split
-    from poscuda_cli.key import Key
-    from poscuda_cli.params import Params
+def test_audit_fresh_keys_in_memory_match_protect(tmp_path):
+    """--keys protects in memory with the very samples protect writes, and reports the spread over keys."""
+    from poscuda_cli.audit.data import labeled_files, read_clips
+    from poscuda_cli.key import generate_key
 
-    key = Key(bytes(range(32)), Params())  # fixed, so the result does not vary with a random draw
-    protect_tree(fsdd, tmp_path / "out", key, jobs=2)
-    labels, clean, protected, test = load_split(fsdd, tmp_path / "out", split=r"_[0-4]\.wav$")
-    assert len(labels) == 10 and len(test.labels) == 300
-    clean_acc = evaluate(clean, test, 10, ["lstm"], epochs=8)["lstm", 0.0][1]
-    protected_acc = evaluate(protected, test, 10, ["lstm"], epochs=8)["lstm", 0.0][1]
-    assert clean_acc >= 0.85, clean_acc
-    assert protected_acc <= clean_acc - 0.3, (clean_acc, protected_acc)
+    src = tone_tree(tmp_path / "in", count=4)
+    key = generate_key()
+    protect_tree(src, tmp_path / "out", key)
+    files = labeled_files(src)
+    in_memory = read_clips(str(src), files).protected(key)
+    on_disk = read_clips(str(tmp_path / "out"), files)
+    for a, b in zip(in_memory.data, on_disk.data):
+        np.testing.assert_array_equal(a, b)
+    args = ["audit", "--train", str(src), "--keys", "3", "--split", r"_[0-1]\.wav$", "--models", "lstm",
+            "--epochs", "2", "--seconds", "0.5", "-q", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (row,) = report["rows"]
+    assert row["keys"] == 3 and row["folds"] == 1
+    versions = [r for r in report["runs"] if r["version"] != "clean"]
+    assert sorted(r["version"] for r in versions) == ["key 1", "key 2", "key 3"]
+    accuracies = [r["test_accuracy"] for r in versions]
+    assert row["protected_min"] == min(accuracies) and row["protected_max"] == max(accuracies)
+    assert row["protected_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert CliRunner().invoke(main, args + ["--protected", str(tmp_path / "out")]).exit_code == 2
+    assert CliRunner().invoke(main, args[:4] + args[5:]).exit_code == 2  # neither --keys nor --protected
+
+
+def test_audit_groups_hold_out_each_speaker_and_defenses_apply(tmp_path):
+    import soundfile as sf
+
+    for label, pitch in (("low", 150.0), ("high", 600.0)):
+        for speaker in ("ann", "bob", "cat"):
+            for i in range(3):
+                t = np.arange(4000) / 8000
+                path = tmp_path / "in" / label / f"{label}_{speaker}_{i}.wav"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(path, 0.3 * np.sin(2 * np.pi * pitch * (1 + 0.03 * i) * t), 8000, subtype="PCM_16")
+    args = ["audit", "--train", str(tmp_path / "in"), "--keys", "1", "--groups", "_([a-z]+)_", "--models",
+            "cnn-avg,raw", "--defense", "specaugment", "--defense", "eq", "--defense", "mp3", "--epochs", "1",
+            "--seconds", "0.5", "-q", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {r["fold"] for r in report["runs"]} == {"ann", "bob", "cat"}
+    rows = {(r["model"], r["defense"]) for r in report["rows"]}
+    assert rows == {("cnn-avg", d) for d in ("none", "specaugment", "eq", "mp3")} | {
+        ("raw", d) for d in ("none", "eq", "mp3")}  # SpecAugment needs a spectral front end
+    assert all(r["folds"] == 3 for r in report["rows"])
+    bad = CliRunner().invoke(main, args[:6] + ["[a-z]+"] + args[7:])
+    assert bad.exit_code == 1 and "capture group" in bad.stderr
+
+
+def test_batch_defenses_change_each_clip_differently():
+    from poscuda_cli.audit import defenses
+
+    waves = np.tile(speechlike(0.5, 8000)[:, 0].astype(np.float32), (4, 1))
+    rng = np.random.default_rng(0)
+    for name in defenses.BATCH:
+        out = defenses.on_batch(name, waves, 8000, rng)
+        assert out.shape == waves.shape and out.dtype == np.float32 and np.isfinite(out).all()
+        assert not np.allclose(out[0], waves[0], atol=1e-4) and not np.allclose(out[0], out[1], atol=1e-4)
+    for name in ("mp3", "ogg"):
+        coded = defenses.on_dataset(name, waves[:1], 8000)
+        assert coded.shape == (1, 4000) and 0.5 < np.corrcoef(coded[0], waves[0])[0, 1] < 1.0
+    np.testing.assert_array_equal(defenses.on_dataset("resample8k", waves, 8000), waves)
+    at16 = np.tile(speechlike(0.5, 16000)[:, 0].astype(np.float32), (2, 1))
+    assert not np.allclose(defenses.on_dataset("resample8k", at16, 16000), at16, atol=1e-3)
+    normalised = defenses.on_features("cmvn", np.random.default_rng(1).normal(3, 2, (2, 50, 20)))
+    np.testing.assert_allclose(normalised.mean(axis=1), 0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_protection_hurts_generalisation_on_fsdd(fsdd):
+    """Protect FSDD in memory with a fixed balanced key, train the LSTM attacker: protected-trained must be far worse."""
+    from poscuda_cli.audit import audit
+    from poscuda_cli.key import Key
+    from poscuda_cli.params import STRENGTHS
+
+    key = Key(bytes(range(32)), STRENGTHS["balanced"])  # fixed, so the result does not vary with a random draw
+    result = audit(fsdd, split=r"_[0-4]\.wav$", keys=[key], models=["lstm"], epochs=8)
+    (row,) = result.rows
+    assert len(result.labels) == 10
+    assert row.clean_accuracy >= 0.85, row
+    assert row.protected_accuracy <= row.clean_accuracy - 0.5, row

@@ -3,7 +3,7 @@ import pytest
 from scipy import linalg
 
 from poscuda_cli.errors import PoscudaError
-from poscuda_cli.frechet import frechet_distance, gaussian
+from poscuda_cli.verify.frechet import frechet_distance, gaussian
 
 
 def random_spd(dim, seed):
@@ -47,3 +47,19 @@ def test_rejects_nan_and_bad_shapes():
         frechet_distance([0.0, 0.0], np.eye(3), [0.0, 0.0], np.eye(2))
     with pytest.raises(PoscudaError, match="at least two"):
         gaussian(np.zeros((1, 4)))
+
+
+def test_moments_in_parts_give_the_same_gaussian():
+    from poscuda_cli.verify.frechet import Moments
+
+    vectors = np.random.default_rng(3).normal(5.0, 2.0, size=(500, 6))
+    whole = Moments().add(vectors)
+    parts = Moments()
+    for chunk in np.array_split(vectors, 7):
+        parts.merge(Moments().add(chunk))
+    parts.merge(Moments())  # an empty chunk changes nothing
+    for mean, cov in (whole.gaussian(), parts.gaussian()):
+        np.testing.assert_allclose(mean, gaussian(vectors)[0], rtol=1e-12)
+        np.testing.assert_allclose(cov, gaussian(vectors)[1], rtol=1e-9, atol=1e-12)
+    with pytest.raises(Exception, match="at least two"):
+        Moments().add(vectors[:1]).gaussian()

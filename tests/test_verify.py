@@ -5,9 +5,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from poscuda_cli import metrics
+from poscuda_cli.verify import metrics
 from poscuda_cli.cli import main
-from poscuda_cli.embeddings import Cache, MfccEmbedding
+from poscuda_cli.verify.embeddings import Cache, MfccEmbedding
 from poscuda_cli.protect import protect_tree
 from poscuda_cli.verify import verify_trees
 
@@ -109,7 +109,7 @@ def test_clip_shorter_than_a_window_is_padded():
 
 def test_vggish_backend_with_random_weights(tmp_path):
     torch = pytest.importorskip("torch", reason="the vggish embedding needs torch")
-    from poscuda_cli.embeddings import VggishEmbedding, _vggish_network
+    from poscuda_cli.verify.embeddings import VggishEmbedding, _vggish_network
 
     torch.manual_seed(0)
     weights = tmp_path / "vggish.pth"
@@ -127,3 +127,28 @@ def test_vggish_backend_with_random_weights(tmp_path):
     result = CliRunner().invoke(main, ["verify", str(a), str(a), "--embedding", "vggish",
                                        "--weights", str(tmp_path / "junk.pth")])
     assert result.exit_code == 1 and "not VGGish weights" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--perceptual", "pesq"], ["--min-speaker-sim", "0.9"], ["--report", "r.html"]])
+def test_perceptual_without_the_extra_says_how_to_install(tmp_path, monkeypatch, flag):
+    import builtins
+
+    real_import = builtins.__import__
+    missing = ("pesq", "pystoi", "resemblyzer", "matplotlib")
+
+    def without_extra(name, *args, **kwargs):
+        if name.split(".")[0] in missing:
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_extra)
+    a = write_tree(tmp_path / "a", TREE)
+    result = CliRunner().invoke(main, ["verify", str(a), str(a), "--cache", "none"] + flag)
+    assert result.exit_code == 6 and "pip install 'poscuda[quality]'" in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_unknown_perceptual_metric_is_a_usage_error(tmp_path):
+    a = write_tree(tmp_path / "a", TREE)
+    result = CliRunner().invoke(main, ["verify", str(a), str(a), "--perceptual", "pesq,mos"])
+    assert result.exit_code == 2 and "mos" in result.output

@@ -1,9 +1,12 @@
 """Embeddings for FAD, separate from the distance itself, with a per-file cache.
 
-Backends map a mono float clip to (frames, dim) vectors:
+Backends map a mono float clip to (vectors, dim):
 
 * ``mfcc`` (default, numpy/scipy only): audio resampled to 16 kHz with scipy's polyphase
-  resampler, 20 MFCCs (25 ms / 10 ms, 40 mel bands) plus their first differences: 40 dims.
+  resampler, 20 MFCCs (25 ms / 10 ms, 40 mel bands) plus their first differences: 40 dims
+  per 10 ms frame.
+* ``speaker``: the pretrained speaker encoder that ships in the ``resemblyzer`` wheel
+  (speaker.py), one 256-dim vector per 1.6 s partial; needs ``poscuda[quality]``.
 * ``vggish``: the VGGish network (torch), weights from a file the user supplies
   (``--embedding vggish --weights vggish.pth``); log-mel 64 bands 125-7500 Hz, 0.96 s patches.
 
@@ -12,12 +15,17 @@ The cache stores each file's vectors under the SHA-256 of its bytes and the back
 
 import hashlib
 import os
+from functools import lru_cache
 
 import numpy as np
 
-from . import audio, features
+from .. import features
+from ..audio import mono_float, resample
+from ..errors import PoscudaError
+from . import speaker
 
 EMBED_RATE = 16000
+EMBEDDINGS = ("mfcc", "speaker", "vggish")
 
 
 class MfccEmbedding:
@@ -29,21 +37,28 @@ class MfccEmbedding:
         return np.concatenate([coeffs, deltas], axis=1)
 
 
-def resample(mono, rate, target):
-    if rate == target:
-        return np.asarray(mono, np.float64)
-    from scipy.signal import resample_poly
+class SpeakerEmbedding:
+    id = "resemblyzer-ge2e-v1"
 
-    gcd = np.gcd(int(rate), int(target))
-    return resample_poly(np.asarray(mono, np.float64), target // gcd, rate // gcd)
+    def __init__(self):
+        speaker.require()
+
+    def __call__(self, mono, samplerate):
+        return speaker.embed([(mono, samplerate)])[1][0]
 
 
-def mono_float(path):
-    """(mono float64 in [-1, 1], samplerate) of an audio file."""
-    data, info = audio.read(path)
-    if np.issubdtype(data.dtype, np.integer):
-        data = data / float(np.iinfo(data.dtype).max + 1)
-    return np.asarray(data, np.float64).mean(axis=1), info.samplerate
+@lru_cache(maxsize=4)
+def backend(name, weights=None):
+    """The embedding called ``name`` (one of EMBEDDINGS), built once per process."""
+    if name == "mfcc":
+        return MfccEmbedding()
+    if name == "speaker":
+        return SpeakerEmbedding()
+    if name == "vggish":
+        if not weights:
+            raise PoscudaError("the vggish embedding needs a weights file (--weights, docs/verify.md)")
+        return VggishEmbedding(weights)
+    raise PoscudaError(f"unknown embedding {name!r}; choose from {', '.join(EMBEDDINGS)}")
 
 
 class Cache:
@@ -54,9 +69,14 @@ class Cache:
         if folder:
             os.makedirs(folder, exist_ok=True)
 
-    def embed(self, path, backend):
+    def embed(self, path, backend, clip=None):
+        """Vectors of the file at ``path``; ``clip`` = (mono, rate) if it was already read."""
+        def compute():
+            mono, rate = clip if clip is not None else _mono_and_rate(path)
+            return backend(mono, rate)
+
         if not self.folder:
-            return backend(*mono_float(path))
+            return compute()
         digest = hashlib.sha256(backend.id.encode())
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -65,11 +85,16 @@ class Cache:
         try:
             return np.load(cached)
         except (OSError, ValueError):
-            vectors = backend(*mono_float(path))
+            vectors = compute()
             tmp = f"{cached}.{os.getpid()}.tmp.npy"
             np.save(tmp, vectors)
             os.replace(tmp, cached)
             return vectors
+
+
+def _mono_and_rate(path):
+    mono, info = mono_float(path)
+    return mono, info.samplerate
 
 
 def default_cache_dir():
@@ -88,11 +113,9 @@ class VggishEmbedding:
         try:
             import torch
         except ImportError:
-            from .errors import MissingExtraError
+            from ..errors import MissingExtraError
 
             raise MissingExtraError("the vggish embedding needs torch: pip install 'poscuda[audit]'") from None
-        from .errors import PoscudaError
-
         self.torch = torch
         self.model = _vggish_network()
         try:

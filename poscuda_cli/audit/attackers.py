@@ -1,4 +1,4 @@
-"""Attacker models for ``poscuda audit`` (torch; install with ``pip install .[audit]``).
+"""Attacker models for ``poscuda audit`` and their training loop (torch: ``pip install 'poscuda[audit]'``).
 
 Each attacker is what someone training on a published dataset would plausibly use:
 
@@ -111,14 +111,17 @@ def _shift(batch, generator, fraction):
 
 
 def train_and_test(name, train_x, train_y, test_x, test_y, classes, epochs=12, seed=0,
-                   shift=0.0, batch_size=32, progress=None):
+                   shift=0.0, batch_size=32, progress=None, batches=None):
     """Train attacker ``name`` from scratch; return (train accuracy, test accuracy).
 
+    ``train_x`` holds the training inputs. ``batches(indices, rng)``, if given, makes each
+    training batch instead (an augmenting defense); accuracies are measured on ``train_x``.
     ``shift`` > 0 trains with random time shifts of up to that fraction of the input.
     ``progress`` is called once per epoch.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     train_x = torch.as_tensor(np.ascontiguousarray(train_x), dtype=torch.float32)
     test_x = torch.as_tensor(np.ascontiguousarray(test_x), dtype=torch.float32)
     train_y = torch.as_tensor(train_y, dtype=torch.long)
@@ -131,7 +134,10 @@ def train_and_test(name, train_x, train_y, test_x, test_y, classes, epochs=12, s
         order = torch.randperm(len(train_x), generator=generator)
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = train_x[idx]
+            if batches is None:
+                batch = train_x[idx]
+            else:
+                batch = torch.as_tensor(np.ascontiguousarray(batches(idx.numpy(), rng)), dtype=torch.float32)
             if shift > 0:
                 batch = _shift(batch, generator, shift)
             optimiser.zero_grad()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import features
+from .. import features
 
 
 def snr_db(original, protected):

@@ -10,7 +10,7 @@ complex or negative values that scipy.linalg.sqrtm can return.
 
 import numpy as np
 
-from .errors import PoscudaError
+from ..errors import PoscudaError
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
@@ -39,3 +39,40 @@ def gaussian(embeddings):
     if embeddings.ndim != 2 or embeddings.shape[0] < 2:
         raise PoscudaError(f"need at least two embedding vectors to fit a Gaussian, got shape {embeddings.shape}")
     return embeddings.mean(axis=0), np.cov(embeddings, rowvar=False)
+
+
+class Moments:
+    """Count, sum and sum of outer products of embedding vectors: a Gaussian fitted in one pass,
+    in memory that does not grow with the number of files. Partial moments add up."""
+
+    def __init__(self, dim=None):
+        self.count, self.total, self.outer = 0, None, None
+        if dim is not None:
+            self.total, self.outer = np.zeros(dim), np.zeros((dim, dim))
+
+    def add(self, vectors):
+        vectors = np.asarray(vectors, np.float64)
+        if vectors.size == 0:
+            return self
+        if self.total is None:
+            self.__init__(vectors.shape[1])
+        self.count += len(vectors)
+        self.total += vectors.sum(axis=0)
+        self.outer += vectors.T @ vectors
+        return self
+
+    def merge(self, other):
+        if other.count:
+            if self.total is None:
+                self.__init__(len(other.total))
+            self.count += other.count
+            self.total += other.total
+            self.outer += other.outer
+        return self
+
+    def gaussian(self):
+        """Mean and (unbiased) covariance, as :func:`gaussian` gives for the same vectors."""
+        if self.count < 2:
+            raise PoscudaError(f"need at least two embedding vectors to fit a Gaussian, got {self.count}")
+        mean = self.total / self.count
+        return mean, (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)

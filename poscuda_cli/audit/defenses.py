@@ -1,0 +1,105 @@
+"""What a careful attacker does against protection: ``poscuda audit --defense NAME``.
+
+* on the whole training set, once: ``mp3`` and ``ogg`` (re-encoded through libsndfile and
+  decoded again), ``resample8k`` (to 8 kHz and back; nothing changes for 8 kHz audio);
+* on every training batch, a fresh random draw per clip: ``eq`` (a smooth random EQ curve,
+  +-12 dB), ``bandstop`` (1-4 random notches of 50-400 Hz), ``noise`` (white noise at
+  10-30 dB SNR);
+* on the features of log-mel/MFCC attackers: ``specaugment`` (two frequency masks of up to
+  8 of 40 mel bands per training clip), ``cmvn`` (each clip's features normalised to zero mean
+  and unit variance over time: a front end that cancels a fixed filter's log-spectral offset).
+
+The defended attacker trains on its defended data and is tested on the clean test set, as a
+real one would be. Clean-trained baselines get the same defense.
+"""
+
+import io
+
+import numpy as np
+
+from ..audio import resample
+
+DATASET = ("mp3", "ogg", "resample8k")
+BATCH = ("eq", "bandstop", "noise")
+FEATURE = ("specaugment", "cmvn")
+DEFENSES = ("none",) + BATCH + FEATURE + DATASET
+
+
+def applies_to(defense, input_kind):
+    """Feature defenses need a spectral front end; the rest apply to every attacker."""
+    return defense not in FEATURE or input_kind != "wave"
+
+
+def on_dataset(defense, waves, samplerate):
+    """The training waveforms after a dataset-level defense (others: unchanged)."""
+    if defense in ("mp3", "ogg"):
+        return np.stack([_reencode(w, samplerate, defense) for w in waves])
+    if defense == "resample8k" and samplerate != 8000:
+        round_trip = [resample(resample(w, samplerate, 8000), 8000, samplerate)[:len(w)] for w in waves]
+        return np.asarray(round_trip, np.float32)
+    return waves
+
+
+def _reencode(wave, samplerate, defense):
+    import soundfile as sf
+
+    fmt, subtype = ("MP3", "MPEG_LAYER_III") if defense == "mp3" else ("OGG", "VORBIS")
+    peak = max(float(np.abs(wave).max()), 1e-9)
+    buffer = io.BytesIO()
+    sf.write(buffer, wave / peak * 0.9, samplerate, format=fmt, subtype=subtype)
+    buffer.seek(0)
+    decoded = sf.read(buffer, dtype="float32")[0]
+    out = np.zeros_like(wave)
+    out[:min(len(wave), len(decoded))] = decoded[:len(wave)] * (peak / 0.9)
+    return out
+
+
+def on_batch(defense, waves, samplerate, rng):
+    """A training batch of waveforms after a per-batch defense (others: unchanged)."""
+    if defense == "noise":
+        power = np.mean(waves.astype(np.float64) ** 2, axis=1, keepdims=True)
+        snr = rng.uniform(10.0, 30.0, (len(waves), 1))
+        return (waves + rng.standard_normal(waves.shape) * np.sqrt(power / 10 ** (snr / 10))).astype(np.float32)
+    if defense not in ("eq", "bandstop"):
+        return waves
+    spectrum = np.fft.rfft(waves, axis=1)
+    freqs = np.fft.rfftfreq(waves.shape[1], 1.0 / samplerate)
+    gains = np.stack([_eq_curve(freqs, rng) if defense == "eq" else _notches(freqs, rng) for _ in waves])
+    return np.fft.irfft(spectrum * gains, waves.shape[1], axis=1).astype(np.float32)
+
+
+def _eq_curve(freqs, rng, points=8, max_db=12.0):
+    """A smooth random gain curve: random dB at log-spaced frequencies, interpolated in log frequency."""
+    nyquist = freqs[-1]
+    anchors = np.geomspace(50.0, nyquist, points)
+    db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(anchors), rng.uniform(-max_db, max_db, points))
+    return 10 ** (db / 20)
+
+
+def _notches(freqs, rng):
+    gains = np.ones_like(freqs)
+    for _ in range(rng.integers(1, 5)):
+        centre, width = rng.uniform(100.0, freqs[-1] * 0.95), rng.uniform(50.0, 400.0)
+        gains[np.abs(freqs - centre) < width / 2] = 10 ** (rng.uniform(-60, -20) / 20)
+    return gains
+
+
+def on_log_mel(defense, mel, rng, masks=2, widest=8):
+    """SpecAugment's frequency masking on a batch of (clips, frames, bands) log-mel features."""
+    if defense != "specaugment":
+        return mel
+    mel = mel.copy()
+    floor = mel.min()
+    for clip in mel:
+        for _ in range(masks):
+            width = rng.integers(0, widest + 1)
+            start = rng.integers(0, clip.shape[1] - width + 1)
+            clip[:, start:start + width] = floor
+    return mel
+
+
+def on_features(defense, x):
+    """Per-clip mean and variance normalisation over time (``cmvn``) of (clips, frames, dims) features."""
+    if defense != "cmvn":
+        return x
+    return (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-5)

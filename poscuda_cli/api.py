@@ -43,13 +43,18 @@ def protect_tree(src, dst, key, labels=None, jobs=None, force=False, fail_fast=F
                          labels=labels)
 
 
-def verify_trees(original, protected, perceptual=(), labels=None, jobs=None, embedding="mfcc"):
+def verify_trees(original, protected, perceptual=(), labels=None, jobs=None, embedding="mfcc", processes=False):
     """Measure ``protected`` against ``original`` (as ``poscuda verify``); returns a Report whose
-    ``summary()`` is the JSON summary. ``perceptual`` is a subset of ("pesq", "stoi", "speaker")."""
+    ``summary()`` is the JSON summary. ``perceptual`` is a subset of ("pesq", "stoi", "speaker").
+
+    Pairs run in threads; ``processes=True`` runs them in worker processes, as the command line
+    does (faster with PESQ), and then your script needs the ``if __name__ == "__main__":`` guard.
+    """
     from .verify import Plan
     from .verify import verify_trees as verify
 
-    return verify(original, protected, Plan(tuple(perceptual), embedding), jobs=jobs, labels=labels)
+    return verify(original, protected, Plan(tuple(perceptual), embedding), jobs=jobs, labels=labels,
+                  processes=processes)
 
 
 def protect_array(samples, samplerate, label, key, subtype=None):

@@ -12,6 +12,7 @@ import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
@@ -56,31 +57,41 @@ def is_audio_name(name):
     return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
 
 
-def info_of(path):
-    """AudioInfo from the header alone; refuses empty, undecodable and truncated files."""
+@contextmanager
+def opened(path):
+    """``(SoundFile, AudioInfo)`` of ``path``, open for reading once; refuses empty, undecodable
+    and truncated files."""
     with _decoding(path):
         if os.path.getsize(path) == 0:
             raise AudioFileError(f"{path}: empty file (0 bytes)")
-        with sf.SoundFile(path) as handle:
-            info = _info(handle)
-            declared = _declared_data_bytes(handle.extra_info)
-    if declared:
-        raise AudioFileError(f"{path}: truncated file (header declares {declared[0]} data bytes, "
-                             f"only {declared[1]} present)")
-    return info
+        handle = sf.SoundFile(path)
+    try:
+        info = _info(handle)
+        declared = _declared_data_bytes(handle.extra_info)
+        if declared:
+            raise AudioFileError(f"{path}: truncated file (header declares {declared[0]} data bytes, "
+                                 f"only {declared[1]} present)")
+        yield handle, info
+    finally:
+        handle.close()
+
+
+def info_of(path):
+    """AudioInfo from the header alone (see :func:`opened`)."""
+    with opened(path) as (_, info):
+        return info
 
 
 def read(path):
     """Return (samples as frames x channels, AudioInfo); integers for PCM, float otherwise."""
-    info = info_of(path)
-    return read_samples(path, info), info
+    with opened(path) as (handle, info):
+        return read_all(handle, path, info), info
 
 
-def read_samples(path, info):
-    """All samples of ``path`` (whose header ``info`` was already read) in ``dtype_for(info)``."""
+def read_all(handle, path, info):
+    """Every sample of the open ``handle`` of ``path``, in ``dtype_for(info)``."""
     with _decoding(path):
-        with sf.SoundFile(path) as handle:
-            data = handle.read(dtype=dtype_for(info), always_2d=True)
+        data = handle.read(dtype=dtype_for(info), always_2d=True)
     if data.shape[0] != info.frames and not info.lossy:
         raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
     return data
@@ -100,13 +111,26 @@ def to_mono_float(data):
 
 
 def resample(mono, rate, target):
-    """``mono`` at ``rate`` resampled to ``target`` Hz (scipy's polyphase filter; a copy-free no-op if equal)."""
+    """``mono`` at ``rate`` resampled to ``target`` Hz with scipy's polyphase resampler and its
+    default filter (designed once per ratio here, not on every call); a no-op if equal."""
     if rate == target:
         return np.asarray(mono, np.float64)
     from scipy.signal import resample_poly
 
     gcd = np.gcd(int(rate), int(target))
-    return resample_poly(np.asarray(mono, np.float64), target // gcd, rate // gcd)
+    up, down = target // gcd, rate // gcd
+    return resample_poly(np.asarray(mono, np.float64), up, down, window=_resampling_filter(up, down))
+
+
+@lru_cache(maxsize=32)
+def _resampling_filter(up, down):
+    """resample_poly's own default design: a Kaiser(5) low-pass at the lower Nyquist, 10 zero crossings."""
+    from scipy.signal import firwin
+
+    rate = max(up, down)
+    taps = firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
+    taps.setflags(write=False)
+    return taps
 
 
 def dtype_for(info):

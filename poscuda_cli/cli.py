@@ -7,6 +7,7 @@ Heavy modules are imported inside the commands so ``poscuda --help`` is instant.
 """
 
 import json
+import os
 import sys
 
 import click
@@ -67,6 +68,26 @@ def main():
     """
 
 
+def _fit(fit_dir, settings, stages, labels):
+    """Learn the per-label curves; reports what they cost and how surrogates take to them on stderr."""
+    from .audit.data import labeled_files, read_clips
+    from .audit.main import import_attackers
+
+    import_attackers()
+    from .audit.fit import fit
+
+    clips = read_clips(fit_dir, labeled_files(fit_dir, labels=labels))
+    with _progress_bar(stages, False, unit="stage") as bar:
+        report = fit(clips, settings, stages=stages, progress=lambda: bar.update(1))
+    worst = min(report.snr_db.values())
+    click.echo(f"fitted {len(report.snr_db)} label filters on {len(clips.data)} clips; SNR budget "
+               f"{settings.fit_snr_db:g} dB (lowest label {worst:g} dB)", err=True)
+    for name in report.surrogate_fit:
+        click.echo(f"  fresh {name} after one epoch on the protected set: {report.surrogate_fit[name]:.1%} on it, "
+                   f"{report.surrogate_clean[name]:.1%} on the clean set", err=True)
+    return report.fitted
+
+
 def _label_options(command):
     """--labels/--path-column/--label-column/--delimiter/--label-from: where labels come from."""
     for option in reversed([
@@ -113,7 +134,14 @@ def _key_params(strength, preset, params):
 @click.option("-o", "--output", default="-", show_default=True, help="Key file to write, or - for stdout.")
 @_key_options
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
-def keygen(output, strength, preset, params, force):
+@click.option("--fit", "fit_dir", type=click.Path(file_okay=False, exists=True),
+              help="Learn each label's filter on this training tree within the level's SNR budget "
+                   "(poscuda[audit]; minutes on a CPU).")
+@click.option("--fit-stages", type=click.IntRange(1, 100), default=8, show_default=True,
+              help="--fit: rounds of fresh surrogate models.")
+@_label_options
+def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_table, path_column, label_column,
+           delimiter, label_pattern):
     """Write a new secret key (JSON, mode 0600).
 
     \b
@@ -125,10 +153,20 @@ def keygen(output, strength, preset, params, force):
       poscuda keygen -o k.json
       poscuda keygen -o k.json --strength strong
       poscuda keygen -o paper.json --preset paper --param patches=8
+      poscuda keygen -o fitted.json --fit corpus/train
     """
     from .key import generate_key, write_key
 
-    key = generate_key(_key_params(strength, preset, params))
+    settings = _key_params(strength, preset, params)
+    if output != "-" and os.path.exists(output) and not force:  # before minutes of fitting
+        raise click.UsageError(f"{output}: already exists (use --force to overwrite)")
+    fitted = None
+    if fit_dir:
+        fitted = _fit(fit_dir, settings, fit_stages, _labels(fit_dir, label_table, path_column, label_column,
+                                                             delimiter, label_pattern))
+    elif label_table or label_pattern:
+        raise click.UsageError("--labels and --label-from go with --fit")
+    key = generate_key(settings, fitted)
     write_key(key, output, force=force)
     if output != "-":
         click.echo(f"wrote key {key.fingerprint} to {output}", err=True)
@@ -263,7 +301,7 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
         require_report()
     with _progress_bar(None, quiet) as bar:
         report = verify_trees(original, protected, plan, jobs=jobs, progress=bar.update, on_total=_set_total(bar),
-                              executor=executor, scheduler=scheduler, labels=labels)
+                              executor=executor, scheduler=scheduler, labels=labels, processes=True)
     summary = report.summary()
     if csv_path:
         report.write_csv(csv_path)

@@ -3,7 +3,9 @@
 All give the same two calls -- ``submit(fn, *args)`` and ``as_completed(futures)`` -- so
 protect and verify keep their manifest, resume and error handling in the calling
 process whatever runs the files. With Dask the functions and their arguments (the key
-included) are pickled to the workers, which must see IN and OUT at the same paths.
+included) are pickled to the workers, which must see IN and OUT at the same paths, and
+each task carries a batch of files (:func:`batches`): about a second of work, so that the
+scheduler's per-task cost does not dominate.
 """
 
 import os
@@ -16,10 +18,30 @@ from .errors import MissingExtraError
 EXECUTORS = ("local", "dask")
 
 
+# Input bytes per task: one file at a time in local threads or processes; about a second of
+# protect's or verify's work on a Dask worker.
+LOCAL_BATCH_BYTES = 1
+DASK_BATCH_BYTES = 2 << 20
+
+
 @dataclass
 class Pool:
     submit: object
     as_completed: object
+    batch_bytes: int = LOCAL_BATCH_BYTES
+
+
+def batches(items, sizes, batch_bytes):
+    """``items`` in order, grouped so that each group's ``sizes`` add up to about ``batch_bytes``."""
+    group, total = [], 0
+    for item, size in zip(items, sizes):
+        group.append(item)
+        total += size
+        if total >= batch_bytes:
+            yield group
+            group, total = [], 0
+    if group:
+        yield group
 
 
 @contextmanager
@@ -35,7 +57,8 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
         if processes:
             import multiprocessing
 
-            workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+            workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                        initializer=_one_thread_each)
         else:
             workers = local_futures.ThreadPoolExecutor(max_workers=jobs)
         try:
@@ -54,9 +77,15 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
                                                   dashboard_address=None, silence_logs=logging.CRITICAL)
     client = Client(scheduler or cluster)
     try:
-        yield Pool(lambda fn, *args: client.submit(fn, *args, pure=False), as_completed)
+        yield Pool(lambda fn, *args: client.submit(fn, *args, pure=False), as_completed, DASK_BATCH_BYTES)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
+
+
+def _one_thread_each():
+    """In a worker process, before numpy loads: one BLAS/OpenMP thread, as the pool runs one process per core."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")

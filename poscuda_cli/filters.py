@@ -5,12 +5,20 @@ Two families:
 * ``lowpass`` -- the paper's (and CUDA's) blur: ``taps`` weights drawn from U(0, blur),
   optionally the centre pinned to 1, normalised to sum 1. Non-negative taps that sum
   to 1 never raise a sample above the clip's peak.
-* ``bandstop`` -- ``notches`` narrow stop bands at per-label centre frequencies, a
-  linear-phase (symmetric) FIR of ``filter_ms`` designed for each sample rate. Its
-  taps can be negative, so the transform saturates integer PCM and counts clips.
+* ``bandstop`` -- ``notches`` narrow stop bands at per-label centre frequencies (and
+  ``low_notches`` more in the loud low band), a linear-phase (symmetric) FIR of
+  ``filter_ms`` designed for each sample rate. Its taps can be negative, so the
+  transform saturates integer PCM and counts clips.
+* ``curve`` -- a per-label gain curve learned by ``keygen --fit`` (audit/fit.py): gains at
+  anchor frequencies, made into a linear-phase FIR of ``filter_ms`` by frequency sampling
+  (scipy's ``firwin2``, the design fit.py differentiates); 0 dB above the anchors.
+
+Either drawn family can be followed by ``echoes`` comb stages, x + gain * x delayed by a
+per-label delay: ripples across the whole spectrum, loud bands included, that change
+little what a listener hears (PESQ) and are what a raw-waveform model notices.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -19,10 +27,24 @@ import numpy as np
 @dataclass(frozen=True)
 class FilterSpec:
     family: str
-    values: tuple  # lowpass: the taps; bandstop: notch centres in Hz
-    width_hz: float = 0.0
+    values: tuple  # lowpass: the taps; bandstop: ((centre Hz, width Hz), ...); curve: gains in dB
     depth: float = 1.0
     filter_ms: float = 0.0
+    anchors_hz: tuple = ()  # curve: the frequencies of its gains
+    echoes: tuple = ()  # ((delay s, gain), ...): comb stages after the family's filter
+
+
+def taps_for(filter_ms, samplerate):
+    """Odd FIR length of ``filter_ms`` milliseconds at ``samplerate`` (at least 3)."""
+    return max(3, int(round(filter_ms * samplerate / 1000.0)) | 1)
+
+
+def curve_anchors(samplerate, count=48):
+    """``count`` anchor frequencies from 0 Hz to Nyquist, evenly spaced in mel: a fitted curve's grid."""
+    top = 2595.0 * np.log10(1.0 + samplerate / 2.0 / 700.0)
+    anchors = 700.0 * (10.0 ** (np.linspace(0.0, top, count) / 2595.0) - 1.0)
+    anchors[0], anchors[-1] = 0.0, samplerate / 2.0  # exact ends: firwin2 needs 0 and Nyquist
+    return tuple(float(f) for f in anchors)
 
 
 def draw(params, rng):
@@ -33,32 +55,53 @@ def draw(params, rng):
             taps[params.taps // 2] = 1.0
         return FilterSpec("lowpass", tuple(float(t) for t in taps / taps.sum()))
     centres = np.sort(rng.uniform(params.notch_low_hz, params.notch_high_hz, params.notches))
-    return FilterSpec("bandstop", tuple(float(c) for c in centres), params.notch_width_hz,
-                      params.depth, params.filter_ms)
+    return FilterSpec("bandstop", tuple((float(c), params.notch_width_hz) for c in centres), params.depth,
+                      params.filter_ms)
+
+
+def draw_extras(spec, params, rng):
+    """Add the low notches and echoes, drawn after the layout (so keys without them are unchanged)."""
+    values = spec.values
+    if spec.family == "bandstop" and params.low_notches:
+        low = np.sort(rng.uniform(params.low_notch_low_hz, params.low_notch_high_hz, params.low_notches))
+        values = tuple(sorted(values + tuple((float(c), params.low_notch_width_hz) for c in low)))
+    delays = rng.uniform(params.echo_min_ms, params.echo_max_ms, params.echoes) / 1000.0
+    return replace(spec, values=values, echoes=tuple((float(d), params.echo_gain) for d in delays))
 
 
 @lru_cache(maxsize=1024)
 def design(spec, samplerate):
-    """The FIR taps (float64, odd length for bandstop) of ``spec`` at ``samplerate``."""
+    """The FIR taps (float64, odd length for bandstop and curve) of ``spec`` at ``samplerate``."""
     if spec.family == "lowpass":
-        return np.array(spec.values, dtype=np.float64)
-    from scipy.signal import firwin
-
-    nyquist = samplerate / 2.0
-    numtaps = max(3, int(round(spec.filter_ms * samplerate / 1000.0)) | 1)
-    bands = _merged_bands(spec.values, spec.width_hz, nyquist)
-    taps = np.zeros(numtaps)
-    taps[numtaps // 2] = 1.0
-    for low, high in bands:
-        taps -= spec.depth * firwin(numtaps, [low, high], pass_zero=False, fs=samplerate)
+        taps = np.array(spec.values, dtype=np.float64)
+    elif spec.family == "curve":
+        taps = _curve_taps(spec, taps_for(spec.filter_ms, samplerate), samplerate / 2.0)
+    else:
+        taps = _bandstop_taps(spec, taps_for(spec.filter_ms, samplerate), samplerate)
+    for delay, gain in spec.echoes:
+        shift = max(1, int(round(delay * samplerate)))
+        comb = np.zeros(2 * shift + 1)
+        comb[shift], comb[2 * shift] = 1.0, gain  # centred: the direct sound is not moved
+        taps = np.convolve(taps, comb)
     taps.setflags(write=False)
     return taps
 
 
-def _merged_bands(centres, width, nyquist):
-    """Stop bands [c - w/2, c + w/2], merged where they overlap, kept strictly inside (0, nyquist)."""
+def _bandstop_taps(spec, numtaps, samplerate):
+    from scipy.signal import firwin
+
+    taps = np.zeros(numtaps)
+    taps[numtaps // 2] = 1.0
+    for low, high in _merged_bands(spec.values, samplerate / 2.0):
+        taps -= spec.depth * firwin(numtaps, [low, high], pass_zero=False, fs=samplerate)
+    return taps
+
+
+def _merged_bands(notches, nyquist):
+    """Stop bands [c - w/2, c + w/2] of ``notches`` ((c, w), ...), merged where they overlap,
+    kept strictly inside (0, nyquist)."""
     bands = []
-    for centre in sorted(centres):
+    for centre, width in sorted(notches):
         low, high = max(centre - width / 2, 1.0), min(centre + width / 2, nyquist * 0.98)
         if high <= low:
             continue  # notch above this sample rate's Nyquist frequency: nothing to remove
@@ -67,3 +110,14 @@ def _merged_bands(centres, width, nyquist):
         else:
             bands.append((low, high))
     return bands
+
+
+def _curve_taps(spec, numtaps, nyquist):
+    from scipy.signal import firwin2
+
+    anchors = np.array(spec.anchors_hz)
+    gains = 10.0 ** (np.array(spec.values) / 20.0)
+    gain_at_nyquist = float(np.interp(nyquist, anchors, gains, right=1.0))
+    inside = anchors < nyquist  # the curve is cut at this rate's Nyquist frequency ...
+    freqs = np.concatenate([anchors[inside], [nyquist]])  # ... and goes to 0 dB above its own
+    return firwin2(numtaps, freqs, np.concatenate([gains[inside], [gain_at_nyquist]]), fs=2 * nyquist)

@@ -3,7 +3,8 @@
 A key is a 256-bit secret plus public parameters. Everything a label needs (its
 filter and its patch layout) is drawn from numpy's PCG64 seeded with
 HMAC-SHA256(secret, label), so one key serves any set of labels and one label's
-material says nothing about another's.
+material says nothing about another's. A fitted key (``keygen --fit``) also holds a
+learned gain curve per label, used instead of the drawn filter for those labels.
 """
 
 import hashlib
@@ -19,30 +20,66 @@ from functools import lru_cache
 import numpy as np
 
 from . import filters, layout
-from .errors import KeyFileError
+from .errors import KeyFileError, PoscudaError
 from .params import Params
 
 FORMAT = "poscuda-key"
-VERSION = 1
+VERSION = 1  # a key without fitted filters; readable by every poscuda
+FITTED_VERSION = 2  # a key with a "fitted" section
+GAIN_RANGE_DB = (-60.0, 20.0)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Per-label gain curves learned by ``keygen --fit``: dB at ``anchors_hz`` for each label."""
+
+    anchors_hz: tuple
+    curves: tuple  # ((label, (dB, ...)), ...) sorted by label: hashable, so plans can be cached
+
+    def to_dict(self):
+        return {"anchors_hz": list(self.anchors_hz), "gains_db": {label: list(g) for label, g in self.curves}}
+
+    @classmethod
+    def from_dict(cls, data, source="key"):
+        from .labels import check_label
+
+        try:
+            anchors = tuple(float(f) for f in data["anchors_hz"])
+            curves = tuple(sorted((check_label(str(label), f"{source}: fitted"), tuple(float(g) for g in gains))
+                                  for label, gains in data["gains_db"].items()))
+        except (TypeError, ValueError, KeyError, AttributeError, PoscudaError) as exc:
+            raise KeyFileError(f"{source}: field 'fitted' is malformed ({exc})") from None
+        if len(anchors) < 2 or anchors[0] != 0.0 or any(b <= a for a, b in zip(anchors, anchors[1:])):
+            raise KeyFileError(f"{source}: field 'fitted': anchors_hz must rise from 0")
+        low, high = GAIN_RANGE_DB
+        for label, gains in curves:
+            if len(gains) != len(anchors) or not all(low <= g <= high for g in gains):
+                raise KeyFileError(f"{source}: field 'fitted': label {label!r} needs {len(anchors)} gains "
+                                   f"in [{low:g}, {high:g}] dB")
+        return cls(anchors, curves)
 
 
 @dataclass(frozen=True)
 class Key:
     secret: bytes
     params: Params
+    fitted: Fitted = None
 
     @property
     def fingerprint(self):
         """Short public id of the key: safe for manifests and logs, reveals nothing of the secret."""
-        digest = hashlib.sha256(b"poscuda-fingerprint\0" + self.secret + _canonical(self.params.to_dict()))
+        fitted = _canonical(self.fitted.to_dict()) if self.fitted else b""
+        digest = hashlib.sha256(b"poscuda-fingerprint\0" + self.secret + _canonical(self.params.to_dict()) + fitted)
         return digest.hexdigest()[:16]
 
     def label_plan(self, label):
-        return _label_plan(self.secret, self.params, label)
+        return _label_plan(self.secret, self.params, self.fitted, label)
 
     def to_json(self):
-        body = {"format": FORMAT, "version": VERSION, "secret": self.secret.hex(),
-                "params": self.params.to_dict()}
+        body = {"format": FORMAT, "version": FITTED_VERSION if self.fitted else VERSION,
+                "secret": self.secret.hex(), "params": self.params.to_dict()}
+        if self.fitted:
+            body["fitted"] = self.fitted.to_dict()
         body["checksum"] = _checksum(body)
         return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
@@ -57,14 +94,19 @@ class LabelPlan:
 
 
 @lru_cache(maxsize=4096)
-def _label_plan(secret, params, label):
+def _label_plan(secret, params, fitted, label):
     seed = hmac.new(secret, label.encode("utf-8"), hashlib.sha256).digest()
     rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
-    return LabelPlan(label, filters.draw(params, rng), layout.draw(params, rng))
+    drawn, where = filters.draw(params, rng), layout.draw(params, rng)
+    drawn = filters.draw_extras(drawn, params, rng)
+    curve = dict(fitted.curves).get(label) if fitted else None
+    if curve is not None:
+        drawn = filters.FilterSpec("curve", curve, filter_ms=params.filter_ms, anchors_hz=fitted.anchors_hz)
+    return LabelPlan(label, drawn, where)
 
 
-def generate_key(params=None):
-    return Key(secrets.token_bytes(32), (params or Params()).validate())
+def generate_key(params=None, fitted=None):
+    return Key(secrets.token_bytes(32), (params or Params()).validate(), fitted)
 
 
 def write_key(key, path, force=False):
@@ -115,8 +157,11 @@ def key_from_dict(body, source="key"):
             raise KeyFileError(f"{source}: missing field {field!r}")
     if body["format"] != FORMAT:
         raise KeyFileError(f"{source}: field 'format' is {body['format']!r}, expected {FORMAT!r}")
-    if body["version"] != VERSION:
-        raise KeyFileError(f"{source}: field 'version' is {body['version']!r}; this poscuda reads {VERSION}")
+    if body["version"] not in (VERSION, FITTED_VERSION):
+        raise KeyFileError(f"{source}: field 'version' is {body['version']!r}; this poscuda reads "
+                           f"{VERSION} and {FITTED_VERSION}")
+    if (body["version"] == FITTED_VERSION) != ("fitted" in body):
+        raise KeyFileError(f"{source}: field 'fitted' goes with version {FITTED_VERSION}, and only with it")
     secret = body["secret"]
     if not isinstance(secret, str) or len(secret) != 64:
         raise KeyFileError(f"{source}: field 'secret' must be 64 hex digits")
@@ -125,10 +170,10 @@ def key_from_dict(body, source="key"):
     except ValueError:
         raise KeyFileError(f"{source}: field 'secret' must be 64 hex digits") from None
     params = Params.from_dict(body["params"])
-    expected = _checksum({k: body[k] for k in ("format", "version", "secret", "params")})
-    if not hmac.compare_digest(str(body["checksum"]), expected):
+    fitted = Fitted.from_dict(body["fitted"], source) if "fitted" in body else None
+    if not hmac.compare_digest(str(body["checksum"]), _checksum(body)):
         raise KeyFileError(f"{source}: field 'checksum' does not match: the key was edited or damaged")
-    return Key(secret_bytes, params)
+    return Key(secret_bytes, params, fitted)
 
 
 def _canonical(obj):
@@ -136,4 +181,6 @@ def _canonical(obj):
 
 
 def _checksum(body):
-    return hashlib.sha256(_canonical({k: body[k] for k in ("format", "version", "secret", "params")})).hexdigest()
+    """SHA-256 of the canonical JSON of every field but the checksum itself."""
+    fields = ("format", "version", "secret", "params", "fitted")
+    return hashlib.sha256(_canonical({k: body[k] for k in fields if k in body})).hexdigest()

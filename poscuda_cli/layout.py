@@ -91,6 +91,10 @@ def onset(env, samplerate, threshold_db=-20.0):
 
 
 def _clip_and_merge(starts, stops, frames):
+    if len(starts) == 1:  # the whole clip, or one patch: nothing to merge
+        start, stop = min(max(int(starts[0]), 0), frames), min(max(int(stops[0]), 0), frames)
+        return (np.array([start], np.int64), np.array([stop], np.int64)) if stop > start else (
+            np.zeros(0, np.int64), np.zeros(0, np.int64))
     starts, stops = np.clip(starts, 0, frames), np.clip(stops, 0, frames)
     keep = stops > starts
     starts, stops = starts[keep], stops[keep]

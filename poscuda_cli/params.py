@@ -26,6 +26,14 @@ class Params:
     notch_width_hz: float = 300.0
     depth: float = 1.0  # bandstop: 1 removes the band, 0 leaves the clip unchanged
     filter_ms: float = 32.0  # bandstop: FIR length in milliseconds
+    low_notches: int = 0  # bandstop: more notches per label, in the loud low band ...
+    low_notch_low_hz: float = 200.0  # ... with centres drawn in [low, high] ...
+    low_notch_high_hz: float = 1000.0
+    low_notch_width_hz: float = 150.0  # ... and this width
+    echoes: int = 0  # comb stages per label (x + gain * x delayed), after the family's filter
+    echo_gain: float = 0.5
+    echo_min_ms: float = 1.0  # per-label delays drawn in [min, max]
+    echo_max_ms: float = 5.0
     # where the filtered samples go (see layout.py)
     layout: str = "whole"
     patches: int = 4
@@ -33,6 +41,7 @@ class Params:
     frame_s: float = 1.0  # offsets: patches start inside the first frame_s seconds
     period_min_ms: float = 100.0  # tile: per-label period drawn in [min, max]
     period_max_ms: float = 200.0
+    fit_snr_db: float = 15.0  # keygen --fit: the quality budget (mean SNR per label) of learned filters
 
     def validate(self):
         def need(ok, name, why):
@@ -50,12 +59,22 @@ class Params:
         need(10.0 <= self.notch_width_hz <= 2000.0, "notch_width_hz", "must be in [10, 2000]")
         need(0.0 < self.depth <= 1.0, "depth", "must be in (0, 1]")
         need(2.0 <= self.filter_ms <= 200.0, "filter_ms", "must be in [2, 200]")
+        need(0 <= self.low_notches <= 16, "low_notches", "must be in 0..16")
+        need(20.0 <= self.low_notch_low_hz < self.low_notch_high_hz, "low_notch_low_hz",
+             "must be >= 20 and below low_notch_high_hz")
+        need(self.low_notch_high_hz <= 20000.0, "low_notch_high_hz", "must be <= 20000")
+        need(10.0 <= self.low_notch_width_hz <= 2000.0, "low_notch_width_hz", "must be in [10, 2000]")
+        need(0 <= self.echoes <= 4, "echoes", "must be in 0..4")
+        need(0.0 < self.echo_gain <= 1.0, "echo_gain", "must be in (0, 1]")
+        need(0.1 <= self.echo_min_ms <= self.echo_max_ms, "echo_min_ms", "must be >= 0.1 and <= echo_max_ms")
+        need(self.echo_max_ms <= 50.0, "echo_max_ms", "must be <= 50")
         need(1 <= self.patches <= 64, "patches", "must be in 1..64")
         need(1.0 <= self.patch_ms <= 10000.0, "patch_ms", "must be in [1, 10000]")
         need(0.01 <= self.frame_s <= 3600.0, "frame_s", "must be in [0.01, 3600]")
         need(1.0 <= self.period_min_ms <= self.period_max_ms, "period_min_ms",
              "must be >= 1 and <= period_max_ms")
         need(self.period_max_ms <= 60000.0, "period_max_ms", "must be <= 60000")
+        need(0.0 < self.fit_snr_db <= 60.0, "fit_snr_db", "must be in (0, 60]")
         return self
 
     def to_dict(self):

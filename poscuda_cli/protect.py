@@ -80,11 +80,12 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
         _remove_stale_temps(dst)
         manifest = Manifest(dst, key, force=force)
         try:
-            todo = []
+            todo, sizes = [], []
             for entry in walked.entries:
                 in_path, out_path = _paths(src, dst, entry)
                 try:
-                    done = manifest.is_done(entry, os.stat(in_path), out_path)
+                    stat = os.stat(in_path)
+                    done = manifest.is_done(entry, stat, out_path)
                 except OSError as exc:
                     summary.failed.append((entry.relpath, f"cannot stat ({exc.strerror})"))
                     continue
@@ -94,27 +95,27 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                         progress(1)
                 else:
                     todo.append(entry)
+                    sizes.append(stat.st_size)
             if todo:
                 with executors.pool(executor, jobs, scheduler) as workers:
-                    _run(workers, todo, src, dst, key, fail_fast, manifest, summary, progress)
+                    _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, fail_fast,
+                         manifest, summary, progress)
         finally:
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
 
-def _run(workers, todo, src, dst, key, fail_fast, manifest, summary, progress):
-    futures = [workers.submit(_protect_one, src, dst, key, entry) for entry in todo]
-    for future in workers.as_completed(futures):  # each file is recorded as soon as it lands
-        error = future.exception()
-        if error is None:
-            _record_result(future.result(), manifest, summary)
-        elif isinstance(error, _EntryError):
-            summary.failed.append((error.entry.relpath, error.reason))
-        else:
-            raise error
-        if progress:
-            progress(1)
+def _run(workers, batches, src, dst, key, fail_fast, manifest, summary, progress):
+    futures = [workers.submit(_protect_batch, src, dst, key, batch) for batch in batches]
+    for future in workers.as_completed(futures):  # each file is recorded as soon as its batch lands
+        for outcome in future.result():
+            if isinstance(outcome, _EntryError):
+                summary.failed.append((outcome.entry.relpath, outcome.reason))
+            else:
+                _record_result(outcome, manifest, summary)
+            if progress:
+                progress(1)
         if fail_fast and summary.failed:
             break
 
@@ -141,6 +142,17 @@ class _EntryError(Exception):
         return _EntryError, (self.entry, self.reason)
 
 
+def _protect_batch(src, dst, key, entries):
+    """Protect (or copy) ``entries``: a _FileResult or an _EntryError for each, in order."""
+    outcomes = []
+    for entry in entries:
+        try:
+            outcomes.append(_protect_one(src, dst, key, entry))
+        except _EntryError as error:
+            outcomes.append(error)
+    return outcomes
+
+
 def _protect_one(src, dst, key, entry):
     in_path, out_path = _paths(src, dst, entry)
     try:
@@ -149,18 +161,18 @@ def _protect_one(src, dst, key, entry):
         if not entry.audio:
             audio.copy_atomic(in_path, out_path)
             return _FileResult(entry, _record(entry, stat, out_path))
-        info = audio.info_of(in_path)
         plan = key.label_plan(entry.label)
-        try:
-            if info.frames * info.channels > STREAM_SAMPLES and not info.lossy:
-                samples, changed, clipped = protect_file_in_blocks(in_path, out_path, plan, info)
-            else:
-                data = audio.read_samples(in_path, info)
-                result = protect_clip(data, plan, info.samplerate, info.bits)
-                audio.write_atomic(out_path, result.audio, info)
-                samples, changed, clipped = data.size, result.changed, result.clipped
-        except ValueError as exc:
-            raise _EntryError(entry, str(exc)) from None
+        with audio.opened(in_path) as (handle, info):
+            try:
+                if info.frames * info.channels > STREAM_SAMPLES and not info.lossy:
+                    samples, changed, clipped = protect_file_in_blocks(handle, out_path, plan, info)
+                else:
+                    data = audio.read_all(handle, in_path, info)
+                    result = protect_clip(data, plan, info.samplerate, info.bits)
+                    audio.write_atomic(out_path, result.audio, info)
+                    samples, changed, clipped = data.size, result.changed, result.clipped
+            except ValueError as exc:
+                raise _EntryError(entry, str(exc)) from None
         return _FileResult(entry, _record(entry, stat, out_path), samples, changed, clipped,
                            info.frames / info.samplerate)
     except PoscudaError as exc:

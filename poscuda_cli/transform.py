@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import filters, layout
-from .kernel import filter_ranges
+from .kernel import filter_ranges, grid
 
 
 @dataclass
@@ -23,6 +23,7 @@ class ClipResult:
 
 @dataclass(frozen=True)
 class ClipPlan:
+    frames: int
     taps: np.ndarray
     starts: np.ndarray
     stops: np.ndarray
@@ -30,6 +31,11 @@ class ClipPlan:
     quantum: int  # integer PCM: container step (PCM_24 in int32 is value << 8); 0 for float
     low: float
     high: float
+
+    @property
+    def grid(self):
+        """Window outputs must start on multiples of this (the kernel's FFT block grid)."""
+        return grid(len(self.taps), self.frames)
 
     @property
     def context(self):
@@ -66,20 +72,22 @@ def plan_clip(label_plan, samplerate, frames, dtype, bits, peak, envelope):
     else:
         low, high = (-1.0, 1.0) if peak <= 1.0 else (-np.inf, np.inf)
     starts, stops = layout.ranges(label_plan.layout, frames, samplerate, envelope)
-    return ClipPlan(filters.design(label_plan.filter, samplerate), starts, stops, dtype, quantum, low, high)
+    return ClipPlan(frames, filters.design(label_plan.filter, samplerate), starts, stops, dtype, quantum, low, high)
 
 
 def filter_window(window, clip, start, out_start, out_stop):
     """Protected samples ``[out_start, out_stop)`` of the clip, from ``window`` = its samples from ``start``.
 
     The window must hold ``clip.context`` samples on each side of the output (or reach
-    the clip's ends). Returns (samples in the clip's dtype, changed count, clipped count).
+    the clip's ends), and outputs must start and end on the kernel's grid (stream.py).
+    Returns (samples in the clip's dtype, changed count, clipped count).
     """
     values = values_of(window, clip.quantum)
     starts = np.clip(clip.starts, out_start, out_stop) - start
     stops = np.clip(clip.stops, out_start, out_stop) - start
     keep = stops > starts
-    filtered = filter_ranges(values, clip.taps, starts[keep], stops[keep])[out_start - start:out_stop - start]
+    filtered = filter_ranges(values, clip.taps, starts[keep], stops[keep], origin=start,
+                             frames=clip.frames)[out_start - start:out_stop - start]
     if clip.quantum:
         filtered = np.rint(filtered)
     clipped = int(np.count_nonzero((filtered < clip.low) | (filtered > clip.high)))

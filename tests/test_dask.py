@@ -28,6 +28,34 @@ def test_dask_matches_local(tmp_path, key):
         pytest.approx(verify_trees(src, tmp_path / "local").fad, rel=1e-12)
 
 
+def test_dask_tasks_carry_batches_of_files(tmp_path, key, monkeypatch):
+    import poscuda_cli.executors as executors
+
+    src = write_tree(tmp_path / "in", {f"a/{i}.wav": ("WAV", "PCM_16", 8000, 1, 0.2) for i in range(40)})
+    sent = []
+    real = executors.batches
+
+    def recording(items, sizes, batch_bytes):
+        for batch in real(items, sizes, batch_bytes):
+            sent.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(executors, "DASK_BATCH_BYTES", 20_000)  # about six 3.2 kB files
+    monkeypatch.setattr(executors, "batches", recording)
+    summary = protect_tree(src, tmp_path / "dask", key, jobs=2, executor="dask")
+    assert summary.protected == 40 and sent == [7, 7, 7, 7, 7, 5]  # 40 files in tasks of about 20 kB
+    protect_tree(src, tmp_path / "local", key, jobs=1)
+    assert tree_bytes(tmp_path / "dask") == tree_bytes(tmp_path / "local")
+
+
+def test_batches_group_by_bytes():
+    from poscuda_cli.executors import batches
+
+    assert list(batches("abcdef", [5, 5, 5, 20, 1, 1], 10)) == [["a", "b"], ["c", "d"], ["e", "f"]]
+    assert list(batches("abc", [1, 1, 1], 1)) == [["a"], ["b"], ["c"]]
+    assert list(batches([], [], 10)) == []
+
+
 def test_dask_cli_on_fsdd(fsdd, tmp_path):
     key_path = tmp_path / "k.json"
     write_key(Key(bytes(range(32)), Params()), key_path)

@@ -63,3 +63,32 @@ def test_splitting_ranges_gives_identical_bits():
     whole = filter_ranges(x, taps, [0], [20000])
     pieces = filter_ranges(x, taps, [0, 100, 5000, 19990], [100, 5000, 19990, 20000])
     assert np.array_equal(whole, pieces)
+
+
+@pytest.mark.parametrize("ntaps", [47, 48, 257, 1537])
+def test_direct_and_fft_paths_match_the_reference(ntaps):
+    rng = np.random.default_rng(ntaps)
+    x = rng.standard_normal((3000, 2))
+    taps = rng.uniform(-1, 1, ntaps)
+    starts, stops = np.array([0, 900, 2990]), np.array([40, 1700, 3000])
+    np.testing.assert_allclose(filter_ranges(x, taps, starts, stops), reference(x, taps, starts, stops),
+                               rtol=1e-9, atol=1e-9)
+
+
+def test_fft_windows_on_the_grid_give_identical_bits(monkeypatch):
+    import poscuda_cli.kernel as kernel
+
+    monkeypatch.setattr(kernel, "FFT_BLOCK_MIN", 1024)
+    x = np.random.default_rng(5).standard_normal((50000, 2))
+    taps = np.random.default_rng(6).standard_normal(129)
+    block = kernel.grid(len(taps), len(x))
+    assert block == 4096  # 16 filter lengths, rounded up to a power of two
+    whole = filter_ranges(x, taps, [0], [len(x)])
+    before, after = 64, 64
+    for out_start in range(0, len(x), 3 * block):  # windows of three grid blocks plus the filter's context
+        out_stop = min(out_start + 3 * block, len(x))
+        lo, hi = max(0, out_start - before), min(len(x), out_stop + after)
+        part = filter_ranges(x[lo:hi], taps, [out_start - lo], [out_stop - lo], origin=lo, frames=len(x))
+        assert np.array_equal(part[out_start - lo:out_stop - lo], whole[out_start:out_stop])
+    with pytest.raises(ValueError, match="grid"):  # a window that cuts a block in two
+        filter_ranges(x[1000:9000], taps, [100], [7000], origin=1000, frames=len(x))

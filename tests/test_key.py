@@ -46,9 +46,32 @@ def test_bandstop_taps_remove_their_notches():
         assert len(taps) % 2 == 1 and np.allclose(taps, taps[::-1])  # linear phase, zero delay
         response = np.abs(np.fft.rfft(taps, 1 << 16))
         freqs = np.fft.rfftfreq(1 << 16, 1 / rate)
-        for centre in spec.values:
-            assert response[np.argmin(np.abs(freqs - centre))] < 0.1
+        for centre, width in spec.values:
+            assert width == 200 and response[np.argmin(np.abs(freqs - centre))] < 0.1
         assert response[np.argmin(np.abs(freqs - 150))] == pytest.approx(1.0, abs=0.05)
+
+
+def test_low_notches_and_echoes_are_drawn_after_the_layout():
+    """Adding them leaves a key's high notches and layout as they were; they show in the response."""
+    secret = bytes(range(32))
+    plain = Key(secret, Params(layout="tile")).label_plan("x")
+    fuller = Key(secret, Params(layout="tile", low_notches=2, low_notch_width_hz=120, echoes=1, echo_gain=0.6,
+                                echo_min_ms=2.0, echo_max_ms=4.0)).label_plan("x")
+    assert fuller.layout == plain.layout and set(plain.filter.values) < set(fuller.filter.values)
+    lows = sorted(set(fuller.filter.values) - set(plain.filter.values))
+    assert len(lows) == 2 and all(200 <= c <= 1000 and w == 120 for c, w in lows)
+    ((delay, gain),) = fuller.filter.echoes
+    assert 0.002 <= delay <= 0.004 and gain == 0.6
+    taps = filters.design(fuller.filter, 8000)
+    shift = round(delay * 8000)
+    assert len(taps) == len(filters.design(plain.filter, 8000)) + 2 * shift
+    response = np.abs(np.fft.rfft(taps, 1 << 16))
+    freqs = np.fft.rfftfreq(1 << 16, 1 / 8000)
+    comb = np.abs(1 + gain * np.exp(-2j * np.pi * freqs * shift / 8000))
+    for centre, _ in lows:
+        assert response[np.argmin(np.abs(freqs - centre))] < 0.1 * comb[np.argmin(np.abs(freqs - centre))] + 1e-3
+    clean = (freqs > 100) & (freqs < 180)  # no notch there: only the comb's ripple
+    np.testing.assert_allclose(response[clean], comb[clean], rtol=0.05)
 
 
 def test_key_file_roundtrip_mode_and_no_overwrite(tmp_path, key):

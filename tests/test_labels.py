@@ -191,3 +191,18 @@ def test_api_protects_like_the_command_line(tmp_path):
         poscuda.protect_array(np.zeros(10, np.int8), 8000, "dog", key)
     with pytest.raises(LabelsError, match="looks like a path"):
         poscuda.protect_array(np.zeros(10, np.int16), 8000, "../dog", key)
+
+
+def test_api_doc_example_is_the_file_and_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    block = (docs / "api.md").read_text().split("## Example", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    example = (docs / "api_example.py").read_text()
+    assert example.endswith(block)
+    result = subprocess.run([sys.executable, str(docs / "api_example.py")], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "6 files protected" and result.stdout.splitlines()[-1] == "ok"

@@ -17,7 +17,11 @@ from conftest import speechlike
 
 @pytest.mark.parametrize("subtype, layout", [("PCM_16", "whole"), ("PCM_24", "onset"), ("FLOAT", "tile"),
                                              ("PCM_16", "fractions")])
-def test_blocks_equal_one_piece(tmp_path, subtype, layout):
+@pytest.mark.parametrize("fft_block", [1 << 16, 1024])  # one FFT block per clip, or many split over windows
+def test_blocks_equal_one_piece(tmp_path, subtype, layout, fft_block, monkeypatch):
+    import poscuda_cli.kernel as kernel
+
+    monkeypatch.setattr(kernel, "FFT_BLOCK_MIN", fft_block)
     key = generate_key(Params(layout=layout, patches=5, patch_ms=300, frame_s=2.0, period_min_ms=90))
     rate = 16000
     signal = np.concatenate([np.zeros((rate, 2)), speechlike(3.3, rate, 2, seed=5)]) * 0.9
@@ -26,8 +30,9 @@ def test_blocks_equal_one_piece(tmp_path, subtype, layout):
     data, info = audio.read(str(src))
     whole = protect_clip(data, key.label_plan("x"), rate, info.bits)
     out = tmp_path / "out.wav"
-    samples, changed, clipped = protect_file_in_blocks(str(src), str(out), key.label_plan("x"), info,
-                                                       block_seconds=0.37)
+    with audio.opened(str(src)) as (handle, info):
+        samples, changed, clipped = protect_file_in_blocks(handle, str(out), key.label_plan("x"), info,
+                                                           block_seconds=0.37)
     blocks, _ = audio.read(str(out))
     np.testing.assert_array_equal(blocks, whole.audio)
     assert (samples, changed, clipped) == (data.size, whole.changed, whole.clipped)

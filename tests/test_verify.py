@@ -152,3 +152,14 @@ def test_unknown_perceptual_metric_is_a_usage_error(tmp_path):
     a = write_tree(tmp_path / "a", TREE)
     result = CliRunner().invoke(main, ["verify", str(a), str(a), "--perceptual", "pesq,mos"])
     assert result.exit_code == 2 and "mos" in result.output
+
+
+@pytest.mark.parametrize("rate, target", [(8000, 16000), (44100, 16000), (16000, 8000), (22050, 8000)])
+def test_resample_is_scipys_default_polyphase(rate, target):
+    from scipy.signal import resample_poly
+
+    from poscuda_cli.audio import resample
+
+    x = np.random.default_rng(rate).standard_normal(5001)
+    g = np.gcd(rate, target)
+    np.testing.assert_array_equal(resample(x, rate, target), resample_poly(x, target // g, rate // g))

@@ -20,7 +20,7 @@ from . import embeddings, metrics, perceptual, speaker
 from .frechet import Moments, frechet_distance
 
 PERCEPTUAL = ("pesq", "stoi", "speaker")
-CHUNK_FILES = 32  # pairs per task: about a second of work with every metric on
+CHUNK_BYTES = 256 << 10  # at least this much original audio per task (a batch for the speaker encoder)
 
 
 @dataclass
@@ -160,11 +160,13 @@ def check_plan(plan):
 
 
 def verify_trees(original, protected, plan=Plan(), jobs=None, progress=None, on_total=None,
-                 executor="local", scheduler=None, labels=None):
+                 executor="local", scheduler=None, labels=None, processes=False):
     """Measure PROT against ORIG as ``plan`` says; returns a Report (FAD is NaN with fewer than two vectors).
 
     ``labels`` is a label source (labels.py; default: first-level folders). ``on_total(n)`` is
-    told how many pairs there are, ``progress(n)`` as they finish.
+    told how many pairs there are, ``progress(n)`` as they finish. Locally the pairs run in
+    threads, or with ``processes`` in worker processes (PESQ holds the GIL; the command line
+    uses them; a script that asks for them needs Python's ``if __name__ == "__main__":`` guard).
     """
     for root in (original, protected):
         if not os.path.isdir(root):
@@ -177,9 +179,10 @@ def verify_trees(original, protected, plan=Plan(), jobs=None, progress=None, on_
     pairs = sorted((rel, orig_files[rel]) for rel in orig_files.keys() & prot_files.keys())
     if on_total:
         on_total(len(pairs))
-    chunks = [pairs[i:i + CHUNK_FILES] for i in range(0, len(pairs), CHUNK_FILES)]
+    sizes = [os.path.getsize(os.path.join(original, rel)) for rel, _ in pairs]
     left, right = Moments(), Moments()
-    with executors.pool(executor, jobs, scheduler, processes=True) as workers:
+    with executors.pool(executor, jobs, scheduler, processes=processes) as workers:
+        chunks = executors.batches(pairs, sizes, max(workers.batch_bytes, CHUNK_BYTES))
         futures = [workers.submit(measure_chunk, original, protected, chunk, plan) for chunk in chunks]
         for future in workers.as_completed(futures):
             chunk = future.result()

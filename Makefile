@@ -32,18 +32,22 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_protect.py --clips 1000 --long 2 --long-minutes 5
+	$(BIN)/python bench/bench_protect.py
 
-# docs/results.md's measurements (about 2 hours on 2 cores; needs make install-extras, FSDD and espeak-ng)
+# docs/results.md's and docs/verify.md's measurements: about 2.5 hours on 2 cores; needs
+# make install-extras, FSDD beside the project, and espeak-ng + flite for the 16 kHz set.
+# Starts bench/results/efficacy.jsonl afresh (the committed copy is in git).
 SWEEP := $(BIN)/python bench/efficacy_sweep.py
 results: $(STAMP)
-	$(SWEEP) --epochs 12 --configs bs3-w200-1500-3700
-	$(SWEEP) --epochs 10 --configs bs3-w500-d0.5-1500-3700,bs2-w200-500-3500,bs3-w250-1000-3800,bs3-w400-2000-3800,bs2-w300-1000-3800,default-tile-50-of-100ms
-	$(SWEEP) --epochs 10 --shift 0.2 --models cnn-avg,cnn-flat,raw,lstm,transformer --configs default,paper
-	$(SWEEP) --backfill-fad
+	rm -f bench/results/efficacy.jsonl
+	$(SWEEP) levels --configs balanced --keys 3 --shift 0.2
+	$(SWEEP) levels --configs strong,gentle --keys 3 --shift 0
+	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,specaugment,noise,mp3
+	$(SWEEP) levels --data speech16k --configs balanced --keys 3 --shift 0
+	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw
+	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(BIN)/python bench/efficacy_report.py
-	$(BIN)/python bench/verify_references.py --config default
-	$(BIN)/python bench/unseen_speech.py
+	$(BIN)/python bench/verify_references.py --data fsdd
 
 clean:
 	rm -rf example-out example-key.json build *.egg-info .pytest_cache

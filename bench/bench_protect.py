@@ -1,10 +1,17 @@
-"""Protect throughput against a plain soundfile copy of the same tree (issue: speed).
+"""Speed of protect and verify against baselines run in the same process (issue: speed).
 
-Builds a synthetic labeled tree (16 kHz PCM_16 clips of 1-2 s plus a few long files),
-then measures in one process: the copy baseline and protect at --jobs 1 and 2, the
-kernel alone against a numpy reference, and start-up costs. Writes bench/results.md.
+Every ratio compares two timings taken here, one after the other (best of --repeat runs each):
+* protect (each strength level and the paper's preset) against a plain soundfile read + write
+  copy of the same tree, at --jobs 1 and 2, on FSDD and on a synthetic tree of 3,000 clips of
+  2 s at 16 kHz PCM_16;
+* the per-channel filter (kernel.filter_ranges) against numpy's np.convolve and scipy's
+  oaconvolve, at the balanced level's filter length, 16 and 48 kHz;
+* one long 48 kHz stereo file: protect against a block-wise soundfile copy, and peak memory;
+* a 2-worker Dask LocalCluster against local --jobs 2 on FSDD;
+* verify on FSDD: MFCC FAD without a cache, with PESQ and STOI, and the HTML report.
+Writes bench/results.md.
 
-    python bench/bench_protect.py [--clips 2000] [--long 3] [--long-minutes 10]
+    python bench/bench_protect.py [--long-minutes 10 60] [--repeat 2]
 """
 
 import argparse
@@ -21,32 +28,44 @@ from datetime import date
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+from poscuda_cli import filters  # noqa: E402
 from poscuda_cli.kernel import filter_ranges  # noqa: E402
-from poscuda_cli.key import generate_key  # noqa: E402
-from poscuda_cli.params import PRESETS  # noqa: E402
+from poscuda_cli.key import Key, write_key  # noqa: E402
+from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
+from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 
-RATE = 16000
+FSDD = os.path.join(HERE, "../../shared/data/fsdd")
+CONFIGS = {**{f"--strength {k}": v for k, v in STRENGTHS.items()}, "--preset paper": PRESETS["paper"]}
 
 
-def build_tree(root, clips, long_files, long_minutes):
+def key_for(params, name="bench"):
+    return Key(name.encode().ljust(32, b"\0")[:32], params)
+
+
+def timed(fn, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def synthetic_tree(root, clips=3000, seconds=2.0, rate=16000):
     rng = np.random.default_rng(0)
-    labels = [f"label{i}" for i in range(10)]
     for i in range(clips):
-        n = int(RATE * rng.uniform(1, 2))
-        path = os.path.join(root, labels[i % 10], f"clip{i:05d}.wav")
+        path = os.path.join(root, f"label{i % 10}", f"clip{i:05d}.wav")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        sf.write(path, (rng.standard_normal(n) * 3000).astype(np.int16), RATE, subtype="PCM_16")
-    for i in range(long_files):
-        path = os.path.join(root, labels[i % 10], f"long{i}.wav")
-        signal = (rng.standard_normal(int(RATE * 60 * long_minutes)) * 3000).astype(np.int16)
-        sf.write(path, signal, RATE, subtype="PCM_16")
+        sf.write(path, (rng.standard_normal(int(rate * seconds)) * 3000).astype(np.int16), rate, subtype="PCM_16")
+    return root
 
 
 def copy_tree(src, dst, jobs):
-    """The baseline: read and write every file through soundfile, as integers."""
-    paths = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs]
+    """The baseline: read and write every audio file through soundfile, as integers."""
+    paths = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs if f.endswith(".wav")]
 
     def one(rel):
         data, rate = sf.read(os.path.join(src, rel), dtype="int16", always_2d=True)
@@ -58,31 +77,98 @@ def copy_tree(src, dst, jobs):
         list(pool.map(one, paths))
 
 
-def timed(fn, repeat=2):
-    best = float("inf")
-    for _ in range(repeat):
+def tree_throughput(name, src, work, repeat):
+    rows = []
+    for jobs in (1, 2):
+        copy_dst = os.path.join(work, "copy")
+        base = timed(lambda: (shutil.rmtree(copy_dst, True), copy_tree(src, copy_dst, jobs)), repeat)
+        rows.append((name, "soundfile copy (baseline)", jobs, base, 1.0))
+        for config, params in CONFIGS.items():
+            key, out = key_for(params), os.path.join(work, "out")
+            t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=jobs)), repeat)
+            rows.append((name, f"protect {config}", jobs, t, base / t))
+    shutil.rmtree(os.path.join(work, "copy"), True)
+    shutil.rmtree(os.path.join(work, "out"), True)
+    return rows
+
+
+def kernel_rows(repeat):
+    """filter_ranges against np.convolve and scipy's oaconvolve, with the balanced level's taps."""
+    from scipy.signal import oaconvolve
+
+    rows = []
+    for rate in (16000, 48000):
+        taps = filters.design(key_for(STRENGTHS["balanced"]).label_plan("a").filter, rate)
+        x = np.random.default_rng(1).standard_normal((rate * 60, 1))
+        filter_ranges(x[:rate], taps, [0], [rate])
+        ours = timed(lambda: filter_ranges(x, taps, [0], [len(x)]), repeat)
+        numpy = timed(lambda: np.convolve(x[:, 0], taps, mode="same"), repeat)
+        scipy = timed(lambda: oaconvolve(x[:, 0], taps, mode="same"), repeat)
+        rows.append((rate, len(taps), len(x) / ours, len(x) / numpy, len(x) / scipy))
+    return rows
+
+
+def long_file_rows(work, minutes_list):
+    """One 48 kHz stereo PCM_16 file: block-wise copy against protect (balanced), and peak RSS."""
+    rows = []
+    key_path = os.path.join(work, "balanced.json")
+    write_key(key_for(STRENGTHS["balanced"]), key_path, force=True)
+    for minutes in minutes_list:
+        src = os.path.join(work, f"long{minutes:g}")
+        path = os.path.join(src, "a", "long.wav")
+        os.makedirs(os.path.dirname(path))
+        rate, frames = 48000, int(48000 * 60 * minutes)
+        rng = np.random.default_rng(0)
+        with sf.SoundFile(path, "w", rate, 2, "PCM_16") as handle:
+            for start in range(0, frames, rate * 60):
+                handle.write((rng.standard_normal((min(rate * 60, frames - start), 2)) * 3000).astype(np.int16))
+        copy = os.path.join(work, "copy.wav")
+
+        def block_copy():
+            with sf.SoundFile(path) as reader, sf.SoundFile(copy, "w", rate, 2, "PCM_16") as writer:
+                for block in reader.blocks(blocksize=rate * 20, dtype="int16", always_2d=True):
+                    writer.write(block)
+
+        base = timed(block_copy, 1)
+        os.unlink(copy)
+        out = os.path.join(work, "long-out")
+        code = ("import resource,subprocess,sys,time;t=time.perf_counter();subprocess.run(sys.argv[1:],check=True);"
+                "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        result = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "poscuda_cli", "protect", src, out,
+                                 "--key", key_path, "-q", "--jobs", "1"], check=True, capture_output=True, text=True)
+        wall, rss = result.stdout.split()
+        rows.append((minutes, base, float(wall), int(rss) / 1024))
+        shutil.rmtree(out)
+        shutil.rmtree(src)
+    return rows
+
+
+def dask_rows(src, work, repeat):
+    key, out = key_for(STRENGTHS["balanced"]), os.path.join(work, "dask-out")
+    local = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=2)), repeat)
+    remote = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=2, executor="dask")), repeat)
+    shutil.rmtree(out, True)
+    return local, remote
+
+
+def verify_rows(src, work):
+    """verify on FSDD against its balanced protection: seconds for each plan, and the report."""
+    protected = os.path.join(work, "verify-prot")
+    protect_tree(src, protected, key_for(STRENGTHS["balanced"]), jobs=2)
+    rows = []
+    for name, plan in (("MFCC FAD, SNR, LSD (no cache)", Plan()),
+                       ("+ PESQ and STOI", Plan(("pesq", "stoi"))),
+                       ("+ PESQ, STOI and speaker similarity", Plan(("pesq", "stoi", "speaker")))):
         started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+        report = verify_trees(src, protected, plan, jobs=2, processes=True)
+        rows.append((name, time.perf_counter() - started))
+    from poscuda_cli.verify.report import write_report
 
-
-def tree_stats(root):
-    files = seconds = 0
-    for folder, _, names in os.walk(root):
-        for name in names:
-            files += 1
-            seconds += sf.info(os.path.join(folder, name)).duration
-    return files, seconds
-
-
-def kernel_bench(taps_count):
-    x = np.random.default_rng(1).standard_normal((RATE * 60, 1))
-    taps = np.random.default_rng(2).uniform(0, 1, taps_count)
-    filter_ranges(x[:1000], taps, [0], [1000])
-    kernel = timed(lambda: filter_ranges(x, taps, [0], [len(x)]), 3)
-    reference = timed(lambda: np.convolve(x[:, 0], taps, mode="same"), 3)
-    return len(x) / kernel, len(x) / reference
+    started = time.perf_counter()
+    write_report(report, src, protected, os.path.join(work, "report.html"))
+    rows.append(("the HTML report, after the above", time.perf_counter() - started))
+    shutil.rmtree(protected)
+    return rows
 
 
 def startup():
@@ -92,139 +178,76 @@ def startup():
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         code = ("import time,numpy as np;t=time.perf_counter();from poscuda_cli.kernel import filter_ranges;"
                 "filter_ranges(np.zeros((10,1)),np.ones(3),[0],[10]);print(time.perf_counter()-t)")
-        cold = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                    check=True).stdout)
-        warm = float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                    check=True).stdout)
+        cold, warm = (float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                           check=True).stdout) for _ in range(2))
     return help_time, cold, warm
 
 
-def peak_rss_mb(src, dst, preset):
-    """Peak resident memory (MB) of a separate `poscuda protect` process."""
-    key = os.path.join(os.path.dirname(dst), f"{preset}.json")
-    subprocess.run([sys.executable, "-m", "poscuda_cli", "keygen", "-o", key, "--preset", preset, "--force"],
-                   check=True, capture_output=True)
-    code = ("import resource,subprocess,sys;subprocess.run(sys.argv[1:],check=True);"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "poscuda_cli", "protect", src, dst,
-                          "--key", key, "-q", "--jobs", "1"], check=True, capture_output=True, text=True)
-    return int(out.stdout) / 1024
-
-
-def long_file_rss(work, minutes_list, rate=48000, channels=2):
-    """Peak RSS protecting one long file of each length: flat when block processing works."""
-    rows = []
-    for minutes in minutes_list:
-        src = os.path.join(work, f"long{minutes:g}", "a")
-        os.makedirs(src)
-        frames = int(rate * 60 * minutes)
-        with sf.SoundFile(os.path.join(src, "long.wav"), "w", rate, channels, "PCM_16") as handle:
-            rng = np.random.default_rng(0)
-            for start in range(0, frames, rate * 60):
-                n = min(rate * 60, frames - start)
-                handle.write((rng.standard_normal((n, channels)) * 3000).astype(np.int16))
-        for preset in ("paper", "default"):
-            if preset == "default" and minutes > 10:
-                continue  # 1,537 taps at 48 kHz: minutes of CPU per hour of audio; memory is what is measured
-            out = os.path.join(work, f"out-long{minutes:g}-{preset}")
-            started = time.perf_counter()
-            rss = peak_rss_mb(os.path.dirname(src), out, preset)
-            rows.append((minutes, preset, rss, time.perf_counter() - started))
-            shutil.rmtree(out)
-        shutil.rmtree(os.path.dirname(src))
-    return rows
-
-
-def scaling(work, counts, lengths):
-    """protect wall time (default key, jobs 2) against file count and against file length."""
-    key = generate_key()
-    rows = []
-    for count, seconds in [(c, 1.5) for c in counts] + [(8, s) for s in lengths]:
-        src = os.path.join(work, f"scale-{count}-{seconds:g}")
-        rng = np.random.default_rng(1)
-        for i in range(count):
-            path = os.path.join(src, f"l{i % 4}", f"{i}.wav")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            sf.write(path, (rng.standard_normal(int(RATE * seconds)) * 3000).astype(np.int16), RATE,
-                     subtype="PCM_16")
-        out = os.path.join(work, "scale-out")
-        t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=2)))
-        rows.append((count, seconds, t))
-        shutil.rmtree(src)
-    return rows
+def verdict(value, target, higher=True):
+    met = value >= target if higher else value <= target
+    return f"{'met' if met else '**missed**'} ({value:.2f} {'≥' if higher else '≤'} {target:g})"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=2000)
-    parser.add_argument("--long", type=int, default=3)
-    parser.add_argument("--long-minutes", type=float, default=10)
-    parser.add_argument("--rss-minutes", type=float, nargs="+", default=[2, 10, 60],
-                        help="lengths (min) of the 48 kHz stereo files for the memory measurement")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.md"))
+    parser.add_argument("--long-minutes", type=float, nargs="+", default=[10, 60])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="poscuda-bench-")
     try:
-        src = os.path.join(work, "in")
-        build_tree(src, args.clips, args.long, args.long_minutes)
-        files, seconds = tree_stats(src)
-        rows = []
-        for jobs in (1, 2):
-            base = timed(lambda: (shutil.rmtree(os.path.join(work, "copy"), True),
-                                  copy_tree(src, os.path.join(work, "copy"), jobs)))
-            rows.append(("soundfile copy (baseline)", jobs, base, 1.0))
-            for preset in ("default", "paper"):
-                key = generate_key(PRESETS[preset])
-                out = os.path.join(work, f"out-{preset}")
-
-                def run():
-                    shutil.rmtree(out, True)
-                    protect_tree(src, out, key, jobs=jobs)
-
-                t = timed(run)
-                rows.append((f"protect, {preset} key", jobs, t, base / t))
-        kernel_257, numpy_257 = kernel_bench(257)
-        kernel_9, numpy_9 = kernel_bench(9)
+        synthetic = synthetic_tree(os.path.join(work, "synthetic"))
+        trees = tree_throughput("FSDD", FSDD, work, args.repeat) + \
+            tree_throughput("3,000 × 2 s, 16 kHz", synthetic, work, args.repeat)
+        shutil.rmtree(synthetic)
+        kernels = kernel_rows(args.repeat)
+        longs = long_file_rows(work, args.long_minutes)
+        local, remote = dask_rows(FSDD, work, args.repeat)
+        verifies = verify_rows(FSDD, work)
         help_time, cold, warm = startup()
-        rss_rows = long_file_rss(work, args.rss_minutes)
-        scale_rows = scaling(work, (250, 500, 1000), (15, 30, 60))
     finally:
         shutil.rmtree(work, True)
+    write(args, trees, kernels, longs, local, remote, verifies, help_time, cold, warm)
 
-    by = {(name, jobs): t for name, jobs, t, _ in rows}
-    lines = [
-        "# protect benchmark", "",
-        f"{date.today()} · {platform.machine()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
-        f"`python bench/bench_protect.py --clips {args.clips} --long {args.long} --long-minutes {args.long_minutes:g}`", "",
-        f"Tree: {files} files, {seconds / 3600:.2f} h of 16 kHz mono PCM_16 "
-        f"({args.clips} clips of 1-2 s, {args.long} of {args.long_minutes:g} min).", "",
-        "| run | jobs | wall s | files/s | audio s/s | throughput / baseline (same jobs) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, jobs, t, ratio in rows:
-        lines.append(f"| {name} | {jobs} | {t:.2f} | {files / t:.0f} | {seconds / t:.0f} | {ratio:.2f} |")
-    lines += [
-        "",
-        "| scaling | ratio |", "|---|---|",
-        *[f"| {name}: jobs 2 / jobs 1 | {by[(name, 1)] / by[(name, 2)]:.2f} |"
-          for name in ("soundfile copy (baseline)", "protect, default key", "protect, paper key")],
-        "",
-        "| kernel (60 s at 16 kHz, whole clip) | Msamples/s | numpy np.convolve Msamples/s | ratio |",
-        "|---|---|---|---|",
-        f"| 257 taps | {kernel_257 / 1e6:.1f} | {numpy_257 / 1e6:.1f} | {kernel_257 / numpy_257:.2f} |",
-        f"| 9 taps | {kernel_9 / 1e6:.1f} | {numpy_9 / 1e6:.1f} | {kernel_9 / numpy_9:.2f} |",
-        "",
-        "| start-up | seconds |", "|---|---|",
-        f"| `poscuda --help` | {help_time:.3f} |",
-        f"| kernel import + first call, empty numba cache | {cold:.2f} |",
-        f"| kernel import + first call, warm numba cache | {warm:.2f} |",
-        "",
-        "| one 48 kHz stereo PCM_16 file | key | peak RSS MB (whole process) | wall s |", "|---|---|---|---|",
-        *[f"| {m:g} min | {p} | {rss:.0f} | {t:.1f} |" for m, p, rss, t in rss_rows],
-        "",
-        "| scaling (default key, jobs 2, 16 kHz) | wall s | s per audio hour |", "|---|---|---|",
-        *[f"| {c} files × {sec:g} s | {t:.2f} | {t / (c * sec / 3600):.0f} |" for c, sec, t in scale_rows],
-    ]
+
+def write(args, trees, kernels, longs, local, remote, verifies, help_time, cold, warm):
+    by = {(tree, name, jobs): t for tree, name, jobs, t, _ in trees}
+    lines = ["# Speed", "",
+             f"{date.today()} · {platform.machine()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
+             f"`python bench/bench_protect.py --long-minutes {' '.join(f'{m:g}' for m in args.long_minutes)}` "
+             f"(`make bench`); best of {args.repeat} runs, baselines run in the same process.", "",
+             "## protect against a soundfile read + write copy of the same tree", "",
+             "| tree | run | jobs | wall s | protect / copy throughput | target ≥ 0.8 |", "|---|---|---|---|---|---|"]
+    for tree, name, jobs, t, ratio in trees:
+        target = verdict(ratio, 0.8) if name.startswith("protect") else ""
+        lines.append(f"| {tree} | {name} | {jobs} | {t:.2f} | {ratio:.2f} | {target} |")
+    lines += ["", "| tree | run | jobs 2 / jobs 1 speed-up | target ≥ 1.8 |", "|---|---|---|---|"]
+    for tree, name in dict.fromkeys((t, n) for t, n, _, _, _ in trees):
+        gain = by[(tree, name, 1)] / by[(tree, name, 2)]
+        lines.append(f"| {tree} | {name} | {gain:.2f} | {verdict(gain, 1.8) if name.startswith('protect') else ''} |")
+    lines += ["", "## The filter (60 s of one channel, balanced level's taps)", "",
+              "| rate | taps | filter_ranges Msamples/s | × np.convolve (target ≥ 10) | × scipy oaconvolve (target ≥ 1) |",
+              "|---|---|---|---|---|"]
+    for rate, taps, ours, numpy, scipy in kernels:
+        lines.append(f"| {rate} | {taps} | {ours / 1e6:.1f} | {verdict(ours / numpy, 10)} | {verdict(ours / scipy, 1)} |")
+    lines += ["", "## One long 48 kHz stereo file (balanced level, --jobs 1)", "",
+              "| length | block copy s | protect s | protect / copy time (target ≤ 2) | peak RSS MB |",
+              "|---|---|---|---|---|"]
+    for minutes, base, wall, rss in longs:
+        lines.append(f"| {minutes:g} min | {base:.1f} | {wall:.1f} | {verdict(wall / base, 2, higher=False)} | {rss:.0f} |")
+    lines += ["", "## Dask", "",
+              f"FSDD, balanced level: local --jobs 2 {local:.2f} s, 2-worker LocalCluster {remote:.2f} s: "
+              f"LocalCluster / local throughput {verdict(local / remote, 0.8)} (cluster start-up included).", "",
+              "## verify on FSDD (3,000 pairs, balanced level, --jobs 2, worker processes)", "",
+              "| measuring | wall s | target |", "|---|---|---|"]
+    targets = {0: ("≤ 8", 8), 1: ("< 60", 60), 3: ("< 20", 20)}
+    for i, (name, seconds) in enumerate(verifies):
+        text, limit = targets.get(i, ("", None))
+        lines.append(f"| {name} | {seconds:.1f} | {verdict(seconds, limit, higher=False) if limit else ''} |")
+    lines += ["", "## Start-up", "", "| | seconds |", "|---|---|",
+              f"| `poscuda --help` | {help_time:.3f} |",
+              f"| kernel import + first call, empty numba cache | {cold:.2f} |",
+              f"| kernel import + first call, warm numba cache | {warm:.2f} |"]
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     print("\n".join(lines))

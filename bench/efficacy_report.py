@@ -1,77 +1,128 @@
-"""Turn bench/results/efficacy.jsonl into the sweep table (markdown, stdout) and docs/results.png.
+"""Tables and the frontier plot of docs/results.md, from bench/results/efficacy.jsonl.
 
-    python bench/efficacy_report.py [--plot docs/results.png]
+    python bench/efficacy_report.py [--out docs/results.png] > tables.md
+
+Accuracies are on clean test audio: "clean" is the clean-trained attacker (mean over its runs),
+"protected" the protected-trained one as mean [min-max] over keys (each key's value being its
+mean over held-out groups where there are several).
 """
 
 import argparse
 import json
 import os
+from collections import defaultdict
 
-HERE = os.path.dirname(__file__)
-MODELS = ("cnn-avg", "cnn-flat", "raw", "lstm", "transformer")
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUALITY = ("snr_db", "lsd_db", "fad", "pesq")
 
 
 def load(path):
-    rows = {}
     with open(path) as handle:
-        for line in handle:
-            row = json.loads(line)
-            rows[(row["config"], row["epochs"])] = {**rows.get((row["config"], row["epochs"]), {}), **row}
-    return list(rows.values())
+        return [json.loads(line) for line in handle if line.strip()]
 
 
-def table(rows):
-    """Attackers every configuration was run with (the final table has the rest)."""
-    columns = [m for m in MODELS if all(m in r for r in rows)]
-    head = ["config", "family", "layout", "epochs", "mean SNR dB", "mean LSD dB", "FAD", *columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in sorted(rows, key=lambda r: -r["snr_db"]):
-        cells = [r["config"], r["params"]["filter"], r["params"]["layout"], str(r["epochs"]),
-                 f"{r['snr_db']:.1f}", f"{r['lsd_db']:.1f}", f"{r['fad']:.2f}" if "fad" in r else ""]
-        cells += [f"{r[m]:.0f}% ({r[m + ':clean']:.0f}%)" for m in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+def groups(rows, *fields):
+    out = defaultdict(list)
+    for row in rows:
+        out[tuple(row[f] for f in fields)].append(row)
+    return out
+
+
+def cell(rows, clean):
+    """'mean [min-max]' over keys of the protected runs, and the mean of ``clean`` runs, in percent."""
+    clean = [r["test_accuracy"] for r in clean]
+    per_key = defaultdict(list)
+    for r in rows:
+        if r["key"] is not None:
+            per_key[r["key"]].append(r["test_accuracy"])
+    means = [np.mean(v) for v in per_key.values()]
+    protected = f"{100 * np.mean(means):.0f} [{100 * min(means):.0f}-{100 * max(means):.0f}]" if means else "-"
+    return (f"{100 * np.mean(clean):.0f}" if clean else "-"), protected, len(means)
+
+
+def quality(rows):
+    """Mean over keys of each key's quality (the same for every run of a key)."""
+    per_key = {r["key"]: r for r in rows if r["key"] is not None}
+    return {q: np.mean([r[q] for r in per_key.values() if r.get(q) is not None]) for q in QUALITY
+            if any(r.get(q) is not None for r in per_key.values())}
+
+
+def table(rows, experiment, data, by="shift"):
+    mine = [r for r in rows if r["experiment"] == experiment and r["data"] == data]
+    if not mine:
+        return ""
+    baseline = "levels" if experiment == "fitted" else experiment  # clean-trained runs are shared
+    clean_runs = groups([r for r in rows if r["experiment"] == baseline and r["data"] == data and r["key"] is None],
+                        "model", by)
+    models = list(dict.fromkeys(r["model"] for r in mine))
+    lines = []
+    for (config,), config_rows in groups([r for r in mine if r["key"] is not None], "config").items():
+        q = quality(config_rows)
+        keys = len({r["key"] for r in config_rows})
+        lines.append(f"\n**{config}** ({keys} keys; mean SNR {q.get('snr_db', float('nan')):.1f} dB, "
+                     f"LSD {q.get('lsd_db', float('nan')):.1f} dB, FAD {q.get('fad', float('nan')):.2f}, "
+                     f"PESQ {q.get('pesq', float('nan')):.2f})\n")
+        variants = list(dict.fromkeys(r[by] for r in config_rows))
+        lines += ["| attacker | " + " | ".join(f"clean / protected ({by} {v})" for v in variants) + " |",
+                  "|---|" + "---|" * len(variants)]
+        for model in models:
+            cells = []
+            for v in variants:
+                clean, protected, _ = cell([r for r in config_rows if r["model"] == model and r[by] == v],
+                                           clean_runs.get((model, v), []))
+                cells.append(f"{clean} / **{protected}**" if protected != "-" else "n/a")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(rows, path):
+def frontier(rows, out):
+    """Protected-trained accuracy against PESQ and against SNR: one point per configuration, key and attacker kind."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True)
-    markers = {"cnn-avg": "o", "cnn-flat": "s", "raw": "^", "lstm": "D", "transformer": "P"}
-    colours = {"lowpass": "tab:red", "bandstop": "tab:blue"}
-    for ax, metric, label in ((axes[0], "snr_db", "mean SNR of protected vs original (dB)"),
-                              (axes[1], "lsd_db", "mean log-spectral distance (dB)"),
-                              (axes[2], "fad", "FAD (MFCC embedding; docs/verify.md)")):
-        for r in (r for r in rows if metric in r):
-            for model, marker in markers.items():
-                if model in r:
-                    ax.scatter(r[metric], r[model], marker=marker, color=colours[r["params"]["filter"]],
-                               alpha=0.75, s=40)
-        ax.axhline(10, color="grey", lw=0.8, ls=":")
-        ax.axhline(20, color="green", lw=0.8, ls="--")
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].axvline(20, color="green", lw=0.8, ls="--")
-    axes[0].set_ylabel("clean-test accuracy of protected-trained attacker (%)")
-    handles = [plt.Line2D([], [], marker=m, ls="", color="k", label=n) for n, m in markers.items()]
-    handles += [plt.Line2D([], [], marker="o", ls="", color=c, label=f) for f, c in colours.items()]
-    axes[2].legend(handles=handles, fontsize=8, loc="best")
-    fig.suptitle("FSDD, train split protected, clean test split (chance 10%; target ≤ 20% at ≥ 20 dB)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    mine = [r for r in rows if r["experiment"] in ("levels", "fitted") and r["data"] == "fsdd" and r["shift"] == 0
+            and r["key"] is not None]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
+    colours = {}
+    for (config, key, kind), group in groups(
+            [dict(r, kind="raw waveform" if r["model"] == "raw" else "MFCC/log-mel") for r in mine],
+            "config", "key", "kind").items():
+        colour = colours.setdefault(config, f"C{len(colours)}")
+        accuracy = 100 * np.mean([r["test_accuracy"] for r in group])
+        marker = "o" if kind == "MFCC/log-mel" else "^"
+        for axis, metric in zip(axes, ("pesq", "snr_db")):
+            axis.scatter(group[0][metric], accuracy, color=colour, marker=marker, s=36,
+                         label=f"{config}" if (key == 0 and kind == "MFCC/log-mel" and metric == "pesq") else None)
+    for axis, label in zip(axes, ("PESQ of the protected training set", "mean SNR (dB)")):
+        axis.set_xlabel(label)
+        axis.axhline(20, color="grey", linewidth=0.8, linestyle="--")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("protected-trained accuracy on clean test (%)")
+    axes[0].legend(fontsize=8, title="o MFCC/log-mel (mean)  ^ raw", title_fontsize=8)
+    figure.suptitle("FSDD: each point is one key of one configuration (chance 10%)", fontsize=10)
+    figure.savefig(out, dpi=110)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=os.path.join(HERE, "results/efficacy.jsonl"))
-    parser.add_argument("--plot", default=os.path.join(HERE, "../docs/results.png"))
+    parser.add_argument("--out", default=os.path.join(HERE, "../docs/results.png"))
     args = parser.parse_args()
     rows = load(args.results)
-    print(table(rows))
-    plot(rows, args.plot)
+    for title, experiment, data, by in (("Strength levels, FSDD standard split", "levels", "fsdd", "shift"),
+                                        ("Defended attackers, FSDD", "defenses", "fsdd", "defense"),
+                                        ("Unseen speakers, FSDD (leave one speaker out)", "speakers", "fsdd", "shift"),
+                                        ("Unseen speech: the 16 kHz spoken-word set", "levels", "speech16k", "shift"),
+                                        ("Learned filters, FSDD", "fitted", "fsdd", "shift"),
+                                        ("Learned filters, 16 kHz set", "fitted", "speech16k", "shift")):
+        text = table(rows, experiment, data, by)
+        if text:
+            print(f"\n### {title}\n{text}")
+    frontier(rows, args.out)
 
 
 if __name__ == "__main__":

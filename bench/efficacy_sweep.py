@@ -1,153 +1,163 @@
-"""Efficacy sweep: protect FSDD with each configuration, then audit it (docs/results.md).
+"""Efficacy measurements for docs/results.md: strength levels x keys x attackers, defenses,
+unseen speakers, unseen speech, the paper's setting, learned filters.
 
-Each configuration gets a fixed secret derived from its name, so every number is
-reproducible. Results are appended as JSON lines to bench/results/efficacy.jsonl.
+Every configuration is measured with several keys (one key is one draw); each key's secret is
+derived from the configuration's name and its number, so every figure can be reproduced.
+Rows go to bench/results/efficacy.jsonl, one per training run, with the key's quality
+(mean SNR, LSD, FAD and PESQ as ``poscuda verify`` computes them on the protected training set).
 
-    python bench/efficacy_sweep.py --fsdd ../shared/data/fsdd --configs paper,default \
-        --models cnn-avg,raw,lstm --epochs 12
+    python bench/efficacy_sweep.py levels --configs gentle,balanced,strong,paper --keys 3
+    python bench/efficacy_sweep.py defenses --configs balanced --keys 3
+    python bench/efficacy_sweep.py speakers --configs balanced --keys 3
+    python bench/efficacy_sweep.py levels --data speech16k --configs balanced --keys 3
+    python bench/efficacy_sweep.py fitted --fit-snr 15 --keys 3
 """
 
 import argparse
 import hashlib
 import json
 import os
+import re
+import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from poscuda_cli import audio  # noqa: E402
-from poscuda_cli.audit import evaluate, load_split  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from poscuda_cli.audit import audit  # noqa: E402
+from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
-from poscuda_cli.verify.metrics import log_spectral_distance, snr_db  # noqa: E402
-from poscuda_cli.params import PRESETS, Params  # noqa: E402
+from poscuda_cli.params import PRESETS, STRENGTHS, Params  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
-from poscuda_cli.verify import verify_trees  # noqa: E402
+from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 
-SPLIT = r"_[0-4]\.wav$"  # FSDD's standard split: recordings 0-4 are the test set
-
-CONFIGS = {
-    "paper": PRESETS["paper"].to_dict(),
-    "default": PRESETS["default"].to_dict(),
+DATA = {  # root, standard test split, speaker groups
+    "fsdd": (os.path.join(HERE, "../../shared/data/fsdd"), r"_[0-4]\.wav$", r"^\d_([a-z]+)_"),
+    "speech16k": ("runs/speech16k", r"_(en-029|rms)[-_]", None),
 }
+MODELS = ("cnn-avg", "cnn-flat", "raw", "lstm", "transformer")
+FEATURE_MODELS = ("cnn-avg", "cnn-flat", "lstm", "transformer")
 
 
-def add(name, **changes):
-    """A configuration: the default parameters with ``changes`` (the notch range always explicit)."""
-    CONFIGS[name] = {**Params().to_dict(), **changes}
+def config_params(name):
+    """A strength level, the paper's preset, or 'level+name=value+...' for a variation of one."""
+    base, *changes = name.split("+")
+    params = PRESETS[base] if base in PRESETS else STRENGTHS[base]
+    return params.with_overrides(changes)
 
 
-add("bs3-w200-1500-3700", notches=3, notch_width_hz=200, notch_low_hz=1500, notch_high_hz=3700)
-add("bs3-w500-d0.5-1500-3700", notches=3, notch_width_hz=500, depth=0.5, notch_low_hz=1500, notch_high_hz=3700)
-add("bs2-w200-500-3500", notches=2, notch_width_hz=200, notch_low_hz=500, notch_high_hz=3500)
-add("bs3-w250-1000-3800", notches=3, notch_width_hz=250, notch_low_hz=1000, notch_high_hz=3800)
-add("bs3-w400-2000-3800", notches=3, notch_width_hz=400, notch_low_hz=2000, notch_high_hz=3800)
-add("bs2-w300-1000-3800", notches=2, notch_width_hz=300, notch_low_hz=1000, notch_high_hz=3800)
-add("default-tile-50-of-100ms", layout="tile", patch_ms=50, period_min_ms=80, period_max_ms=120)
+def keys_for(config, count, params=None):
+    params = params or config_params(config)
+    return [Key(hashlib.sha256(f"poscuda-results:{config}:{k}".encode()).digest(), params) for k in range(count)]
 
-def quality(src, dst, files):
-    """Mean SNR (dB) and log-spectral distance (dB) over ``files``."""
-    def one(rel):
-        x, info = audio.read(os.path.join(src, rel))
-        y, _ = audio.read(os.path.join(dst, rel))
-        scale = float(np.iinfo(x.dtype).max + 1) if np.issubdtype(x.dtype, np.integer) else 1.0
-        return snr_db(x, y), log_spectral_distance(x / scale, y / scale, info.samplerate)
 
-    with ThreadPoolExecutor() as pool:
-        values = np.array(list(pool.map(one, files)))
-    finite = values[np.isfinite(values[:, 0]), 0]
-    return float(finite.mean()), float(values[:, 1].mean())
+def key_quality(root, split, key, work, jobs=2):
+    """Quality of the protected training set, as ``poscuda verify --perceptual pesq`` reports it."""
+    train = os.path.join(work, "train")
+    protected = os.path.join(work, "protected")
+    if not os.path.isdir(train):  # the training files only, hard-linked: the test split stays clean
+        for rel, _ in labeled_files(root, split, test=False):
+            os.makedirs(os.path.dirname(os.path.join(train, rel)), exist_ok=True)
+            try:
+                os.link(os.path.join(root, rel), os.path.join(train, rel))
+            except OSError:  # another file system
+                shutil.copy2(os.path.join(root, rel), os.path.join(train, rel))
+    shutil.rmtree(protected, ignore_errors=True)
+    protect_tree(train, protected, key, jobs=jobs)
+    summary = verify_trees(train, protected, Plan(("pesq",)), jobs=jobs, processes=True).summary()
+    shutil.rmtree(protected)
+    return {"snr_db": summary["snr_db_mean"], "lsd_db": summary["lsd_db_mean"], "fad": summary["fad"],
+            "pesq": summary["pesq_mean"], "pesq_mode": summary["pesq_mode"]}
+
+
+def record(args, experiment, config, keys, result, quality, **extra):
+    """Append one row per run (key number instead of 'key N'), with that key's quality."""
+    rows = []
+    for run in result.runs:
+        number = int(run.version.split()[1]) - 1 if run.version.startswith("key") else None
+        rows.append({"experiment": experiment, "data": args.data, "config": config, "epochs": args.epochs,
+                     "model": run.model, "shift": run.shift, "defense": run.defense, "fold": run.fold,
+                     "key": number, "fingerprint": keys[number].fingerprint if number is not None else None,
+                     "test_accuracy": round(run.test_accuracy, 4), "train_accuracy": round(run.train_accuracy, 4),
+                     **(quality[number] if number is not None else {}), **extra})
+    with open(args.out, "a") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    return rows
+
+
+def have_baseline(args, experiment):
+    """Whether clean-trained runs of this experiment, data and length are recorded already."""
+    if not os.path.exists(args.out):
+        return False
+    with open(args.out) as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return any(r["experiment"] == experiment and r["data"] == args.data and r["epochs"] == args.epochs
+               and r["key"] is None for r in rows)
+
+
+def run(args, experiment, config, keys, models, defenses=("none",), groups=None, shift=0.0, quality=None):
+    root, split, _ = DATA[args.data]
+    started = time.perf_counter()
+    quality = quality or [key_quality(root, split, key, os.path.join(args.work, args.data)) for key in keys]
+    baseline = experiment != "fitted" and not have_baseline(args, experiment)  # fitted: the levels' baseline
+    result = audit(root, split=None if groups else split, groups=groups, keys=keys, models=models,
+                   defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline)
+    rows = record(args, experiment, config, keys, result, quality)
+    for row in result.rows:
+        print(f"{experiment} {args.data} {config} {row.model} shift={row.shift:g} {row.defense}: clean "
+              f"{row.clean_accuracy:.1%} protected {row.protected_accuracy:.1%} [{row.protected_min:.1%}-"
+              f"{row.protected_max:.1%}] ({time.perf_counter() - started:.0f} s)", flush=True)
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fsdd", default=os.path.join(os.path.dirname(__file__), "../../shared/data/fsdd"))
-    parser.add_argument("--configs", default="paper,default")
-    parser.add_argument("--models", default="cnn-avg,raw,lstm")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--shift", type=float, default=0.0)
-    parser.add_argument("--work", default="runs")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results/efficacy.jsonl"))
-    parser.add_argument("--backfill-fad", action="store_true",
-                        help="Only add FAD to earlier rows that lack it (re-protecting where needed).")
+    parser.add_argument("experiment", choices=("levels", "defenses", "speakers", "fitted"))
+    parser.add_argument("--data", choices=sorted(DATA), default="fsdd")
+    parser.add_argument("--configs", default="gentle,balanced,strong")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--keys", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--shift", type=float, default=0.2, help="levels: also train with time shifts")
+    parser.add_argument("--defenses", default="eq,bandstop,noise,specaugment,cmvn,mp3,ogg,resample8k")
+    parser.add_argument("--fit-snr", type=float, default=15.0)
+    parser.add_argument("--fit-stages", type=int, default=8)
+    parser.add_argument("--work", default="runs/sweep")
+    parser.add_argument("--out", default=os.path.join(HERE, "results/efficacy.jsonl"))
     args = parser.parse_args()
-    if args.backfill_fad:
-        return backfill_fad(args)
-    models = args.models.split(",")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    clean_results = None
-    for name in args.configs.split(","):
-        started = time.perf_counter()
-        dst = protected_tree(args, name)
-        labels, clean, protected, test = load_split(args.fsdd, dst, split=SPLIT)
-        train_files = [os.path.relpath(p, args.fsdd) for p in sorted(_wavs(args.fsdd)) if not _is_test(p)]
-        snr, lsd = quality(args.fsdd, dst, train_files)
-        fad = verify_trees(args.fsdd, dst, jobs=2).fad
-        if clean_results is None:
-            clean_results = _clean_baseline(args, clean, test, labels, models)
-        results = evaluate(protected, test, len(labels), models, args.epochs, shift=args.shift)
-        row = {"config": name, "params": CONFIGS[name], "epochs": args.epochs, "snr_db": round(snr, 2),
-               "lsd_db": round(lsd, 2), "fad": round(fad, 3), "seconds": round(time.perf_counter() - started)}
-        for (model, shift), (fit, accuracy) in results.items():
-            tag = model + (f"+shift{shift:g}" if shift else "")
-            row[tag] = round(accuracy * 100, 1)
-            row[tag + ":fit"] = round(fit * 100, 1)
-            row[tag + ":clean"] = round(clean_results[model, shift][1] * 100, 1)
-        print(json.dumps(row), flush=True)
-        with open(args.out, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+    if args.data == "speech16k":
+        from speech16k import build
+
+        build(DATA["speech16k"][0])
+    models = args.models.split(",")
+    for config in args.configs.split(","):
+        if args.experiment == "levels":
+            run(args, "levels", config, keys_for(config, args.keys), models, shift=args.shift)
+        elif args.experiment == "defenses":
+            defenses = tuple(d for d in args.defenses.split(",") if not (d == "resample8k" and args.data == "fsdd"))
+            run(args, "defenses", config, keys_for(config, args.keys), models, defenses=defenses)
+        elif args.experiment == "speakers":
+            run(args, "speakers", config, keys_for(config, args.keys), models, groups=DATA[args.data][2])
+    if args.experiment == "fitted":
+        fitted_versus_random(args, models)
 
 
-def sweep_key(name):
-    """Configuration ``name``'s fixed key: every number in docs/results.md can be reproduced."""
-    return Key(hashlib.sha256(b"poscuda-sweep:" + name.encode()).digest(), Params.from_dict(CONFIGS[name]))
+def fitted_versus_random(args, models):
+    """Learned curves (one fit per key) against random notches at the same SNR budget."""
+    from poscuda_cli.audit.fit import fit
 
-
-def protected_tree(args, name):
-    """Protect FSDD with configuration ``name``'s key into the work folder; returns its path."""
-    dst = os.path.join(args.work, name)
-    protect_tree(args.fsdd, dst, sweep_key(name), jobs=2)
-    return dst
-
-
-def backfill_fad(args):
-    with open(args.out) as handle:
-        rows = [json.loads(line) for line in handle]
-    for row in rows:
-        if "fad" not in row:
-            row["fad"] = round(verify_trees(args.fsdd, protected_tree(args, row["config"]), jobs=2).fad, 3)
-            print(row["config"], row["fad"], flush=True)
-    with open(args.out, "w") as handle:
-        handle.writelines(json.dumps(row) + "\n" for row in rows)
-
-
-def _clean_baseline(args, clean, test, labels, models):
-    """Clean-trained accuracies, cached beside the results (they do not depend on the config)."""
-    path = os.path.join(os.path.dirname(args.out), f"clean-e{args.epochs}-s{args.shift:g}.json")
-    cached = json.load(open(path)) if os.path.exists(path) else {}
-    missing = [m for m in models if m not in cached]
-    if missing:
-        for (model, shift), result in evaluate(clean, test, len(labels), missing, args.epochs,
-                                               shift=args.shift).items():
-            cached.setdefault(model, {})[f"{shift:g}"] = result
-        with open(path, "w") as handle:
-            json.dump(cached, handle, indent=1)
-    return {(m, s): cached[m][f"{s:g}"] for m in models for s in sorted({0.0, args.shift})}
-
-
-def _wavs(root):
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.endswith(".wav"):
-                yield os.path.join(folder, name)
-
-
-def _is_test(path):
-    import re
-
-    return re.search(SPLIT, os.path.basename(path)) is not None
+    root, split, _ = DATA[args.data]
+    clips = read_clips(root, [f for f in labeled_files(root) if not re.search(split, os.path.basename(f[0]))])
+    params = STRENGTHS["balanced"].with_overrides([f"fit_snr_db={args.fit_snr:g}"])
+    keys, reports = [], []
+    for number, key in enumerate(keys_for(f"fitted-{args.fit_snr:g}", args.keys, params)):
+        report = fit(clips, params, stages=args.fit_stages, seed=number)
+        keys.append(Key(key.secret, key.params, report.fitted))
+        reports.append({"surrogate_fit": report.surrogate_fit, "surrogate_clean": report.surrogate_clean})
+        print(json.dumps({"fit": number, **reports[-1]}), flush=True)
+    run(args, "fitted", f"fitted-snr{args.fit_snr:g}", keys, models)
 
 
 if __name__ == "__main__":

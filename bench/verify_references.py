@@ -1,13 +1,20 @@
-"""FAD and SNR of a protected FSDD next to two reference degradations (issue: verify).
+"""Calibrate verify's numbers: every metric for protection and for degradations a reader knows.
 
-    python bench/verify_references.py --fsdd ../shared/data/fsdd --config default
+For a dataset (FSDD at 8 kHz, or the 16 kHz spoken-word set of bench/speech16k.py) it makes,
+under --work: the protected tree for each strength level and the paper's preset (a fixed key
+each), and copies with white noise at 10/20/30 dB SNR per file, a 1 kHz low-pass (8th-order
+Butterworth, zero phase) and MP3 at 32 kbit/s (constant bit rate, through libsndfile); then
+runs ``poscuda verify --perceptual all`` logic on each against the original and prints a
+markdown table (docs/verify.md) and the JSON rows.
 
-Makes, under --work: the protected tree, a copy with white noise at 20 dB SNR per
-file, and a copy low-passed at 1 kHz; runs verify on each against the original and
-prints a markdown table.
+    python bench/verify_references.py --data fsdd
+    python bench/verify_references.py --data speech16k       # builds the set first (espeak-ng, flite)
 """
 
 import argparse
+import hashlib
+import io
+import json
 import os
 import sys
 import time
@@ -16,56 +23,119 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, sosfiltfilt
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-from efficacy_sweep import sweep_key  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from poscuda_cli.key import Key  # noqa: E402
+from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
-from poscuda_cli.verify import verify_trees  # noqa: E402
+from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
+
+DATA = {"fsdd": os.path.join(HERE, "../../shared/data/fsdd"), "speech16k": "runs/speech16k"}
 
 
 def degrade(src, dst, transform):
+    """A copy of ``src`` with every WAV passed through ``transform(x, rate, rng)``, as PCM_16."""
+    if os.path.isdir(dst):
+        return dst
     rng = np.random.default_rng(0)
-    for folder, _, names in os.walk(src):
-        for name in names:
-            if not name.endswith(".wav"):
-                continue
-            x, rate = sf.read(os.path.join(folder, name))
-            out = os.path.join(dst, os.path.relpath(folder, src), name)
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            sf.write(out, np.clip(transform(x, rate, rng), -1, 1), rate, subtype="PCM_16")
+    for folder, _, names in sorted(os.walk(src)):
+        for name in sorted(names):
+            if name.endswith(".wav"):
+                x, rate = sf.read(os.path.join(folder, name))
+                out = os.path.join(dst, os.path.relpath(folder, src), name)
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                sf.write(out, np.clip(transform(x, rate, rng), -1, 1), rate, subtype="PCM_16")
+    return dst
 
 
-def white_noise_20db(x, rate, rng):
-    noise = rng.standard_normal(len(x))
-    return x + noise * np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2) / 100)
+def white_noise(snr_db):
+    def add(x, rate, rng):
+        noise = rng.standard_normal(len(x))
+        return x + noise * np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2) / 10 ** (snr_db / 10))
+    return add
 
 
 def lowpass_1k(x, rate, rng):
     return sosfiltfilt(butter(8, 1000, fs=rate, output="sos"), x)
 
 
+def mp3(kbps):
+    levels = {}
+
+    def code(x, rate, rng):
+        if rate not in levels:
+            levels[rate] = _level_for(kbps, rate)
+        buffer = io.BytesIO()
+        sf.write(buffer, x, rate, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT",
+                 compression_level=levels[rate])
+        buffer.seek(0)
+        y = sf.read(buffer)[0]
+        return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]  # the decoder's length can differ by a frame
+    return code
+
+
+def _level_for(kbps, rate):
+    """The libsndfile compression level whose constant bit rate is closest to ``kbps`` at ``rate``."""
+    probe = np.random.default_rng(1).standard_normal(rate * 4) * 0.1
+    best = None
+    for level in np.arange(0.0, 1.0, 0.01):
+        buffer = io.BytesIO()
+        try:
+            sf.write(buffer, probe, rate, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT",
+                     compression_level=float(level))
+        except sf.LibsndfileError:
+            continue
+        rate_kbps = len(buffer.getvalue()) * 8 / 4 / 1000
+        if best is None or abs(rate_kbps - kbps) < abs(best[1] - kbps):
+            best = (float(level), rate_kbps)
+    return best[0]
+
+
+def fixed_key(name, params):
+    return Key(hashlib.sha256(b"poscuda-calibration:" + name.encode()).digest(), params)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fsdd", default=os.path.join(os.path.dirname(__file__), "../../shared/data/fsdd"))
-    parser.add_argument("--config", default="default", help="a configuration of efficacy_sweep.py (its fixed key)")
-    parser.add_argument("--work", default="runs/verify")
+    parser.add_argument("--data", choices=sorted(DATA), default="fsdd")
+    parser.add_argument("--work", default="runs/calibration")
+    parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    trees = {"protected (key)": os.path.join(args.work, "protected"),
-             "white noise, 20 dB SNR": os.path.join(args.work, "noise20"),
-             "low-pass 1 kHz": os.path.join(args.work, "lowpass1k")}
-    protect_tree(args.fsdd, trees["protected (key)"], sweep_key(args.config), jobs=2)
-    if not os.path.isdir(trees["white noise, 20 dB SNR"]):
-        degrade(args.fsdd, trees["white noise, 20 dB SNR"], white_noise_20db)
-    if not os.path.isdir(trees["low-pass 1 kHz"]):
-        degrade(args.fsdd, trees["low-pass 1 kHz"], lowpass_1k)
-    print("| PROT | FAD | mean SNR dB | median SNR dB | mean LSD dB | verify wall s (no cache) |")
-    print("|---|---|---|---|---|---|")
+    src = DATA[args.data]
+    if args.data == "speech16k":
+        from speech16k import build
+
+        build(src)
+    work = os.path.join(args.work, args.data)
+    trees = {}
+    for level, params in STRENGTHS.items():
+        trees[f"poscuda --strength {level}"] = (os.path.join(work, level), fixed_key(level, params))
+    trees["poscuda --preset paper"] = (os.path.join(work, "paper"), fixed_key("paper", PRESETS["paper"]))
+    for name, (dst, key) in trees.items():
+        protect_tree(src, dst, key, jobs=args.jobs)
+        trees[name] = dst
+    for snr in (30, 20, 10):
+        trees[f"white noise, {snr} dB SNR"] = degrade(src, os.path.join(work, f"noise{snr}"), white_noise(snr))
+    trees["low-pass 1 kHz"] = degrade(src, os.path.join(work, "lowpass1k"), lowpass_1k)
+    trees["MP3, 32 kbit/s"] = degrade(src, os.path.join(work, "mp3-32k"), mp3(32))
+    plan = Plan(("pesq", "stoi", "speaker"), "mfcc", None, None)
+    rows = []
     for name, tree in trees.items():
         started = time.perf_counter()
-        summary = verify_trees(args.fsdd, tree, jobs=2).summary()
-        wall = time.perf_counter() - started
-        print(f"| {name} | {summary['fad']:.3f} | {summary['snr_db_mean']} | {summary['snr_db_median']} | "
-              f"{summary['lsd_db_mean']} | {wall:.1f} |")
+        summary = verify_trees(src, tree, plan, jobs=args.jobs, processes=True).summary()
+        rows.append({"data": args.data, "tree": name, "seconds": round(time.perf_counter() - started, 1),
+                     **{k: v for k, v in summary.items() if not isinstance(v, (list, dict))}})
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{args.data}: | PROT | mean SNR dB | LSD dB | FAD (MFCC) | PESQ ({rows[0]['pesq_mode']}) | STOI | ESTOI "
+          f"| speaker sim |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['tree']} | {r['snr_db_mean']} | {r['lsd_db_mean']} | {r['fad']} | {r['pesq_mean']} | "
+              f"{r['stoi_mean']} | {r['estoi_mean']} | {r['speaker_similarity_mean']} |")
+    measured = rows[0]
+    print(f"\n{measured['files']} files; PESQ measured on {measured['pesq_measured']}, STOI on "
+          f"{measured['stoi_measured']} (too short for the rest)")
 
 
 if __name__ == "__main__":

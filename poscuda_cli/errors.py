@@ -38,7 +38,7 @@ class ManifestError(PoscudaError):
 
 
 class MissingExtraError(PoscudaError):
-    """An optional dependency (torch for audit) is not installed."""
+    """An optional dependency (torch for audit and --fit, the quality extra for perceptual metrics) is missing."""
 
     exit_code = 6
 

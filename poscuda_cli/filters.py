@@ -7,8 +7,11 @@ Two families:
   to 1 never raise a sample above the clip's peak.
 * ``bandstop`` -- ``notches`` narrow stop bands at per-label centre frequencies (and
   ``low_notches`` more in the loud low band), a linear-phase (symmetric) FIR of
-  ``filter_ms`` designed for each sample rate. Its taps can be negative, so the
-  transform saturates integer PCM and counts clips.
+  ``filter_ms`` designed for each sample rate. With ``notch_spacing="mel"`` the centres are
+  spread evenly in mel up to 0.95 x the file's Nyquist frequency (capped at
+  ``notch_high_hz``), and each notch is as wide, in mel, as ``notch_width_hz`` is at 1 kHz,
+  so the notches cover a 16 or 48 kHz file's spectrum the way they cover an 8 kHz one's.
+  Its taps can be negative, so the transform saturates integer PCM and counts clips.
 * ``curve`` -- a per-label gain curve learned by ``keygen --fit`` (audit/fit.py): gains at
   anchor frequencies, made into a linear-phase FIR of ``filter_ms`` by frequency sampling
   (scipy's ``firwin2``, the design fit.py differentiates); 0 dB above the anchors.
@@ -27,11 +30,40 @@ import numpy as np
 @dataclass(frozen=True)
 class FilterSpec:
     family: str
-    values: tuple  # lowpass: the taps; bandstop: ((centre Hz, width Hz), ...); curve: gains in dB
+    values: tuple  # lowpass: the taps; bandstop: Notch, ...; curve: gains in dB
     depth: float = 1.0
     filter_ms: float = 0.0
     anchors_hz: tuple = ()  # curve: the frequencies of its gains
     echoes: tuple = ()  # ((delay s, gain), ...): comb stages after the family's filter
+
+
+@dataclass(frozen=True)
+class Notch:
+    """A stop band at ``fraction`` of the way from ``low_hz`` to ``high_hz`` (in Hz or mel)."""
+
+    fraction: float
+    low_hz: float
+    high_hz: float
+    width_hz: float
+    spacing: str = "hz"
+
+    def band(self, samplerate):
+        """(centre Hz, width Hz) at ``samplerate``, or None above the range it can reach."""
+        if self.spacing == "hz":
+            return self.low_hz + (self.high_hz - self.low_hz) * self.fraction, self.width_hz
+        top = min(self.high_hz, 0.95 * samplerate / 2.0)
+        if top <= self.low_hz:
+            return None
+        centre = _from_mel(_to_mel(self.low_hz) + self.fraction * (_to_mel(top) - _to_mel(self.low_hz)))
+        return centre, self.width_hz * (700.0 + centre) / 1700.0
+
+
+def _to_mel(hz):
+    return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+
+def _from_mel(mel):
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
 def taps_for(filter_ms, samplerate):
@@ -54,17 +86,19 @@ def draw(params, rng):
         if params.pin:
             taps[params.taps // 2] = 1.0
         return FilterSpec("lowpass", tuple(float(t) for t in taps / taps.sum()))
-    centres = np.sort(rng.uniform(params.notch_low_hz, params.notch_high_hz, params.notches))
-    return FilterSpec("bandstop", tuple((float(c), params.notch_width_hz) for c in centres), params.depth,
-                      params.filter_ms)
+    fractions = np.sort(rng.uniform(0.0, 1.0, params.notches))  # the same draws as uniform(low, high)
+    return FilterSpec("bandstop", tuple(Notch(float(u), params.notch_low_hz, params.notch_high_hz,
+                                              params.notch_width_hz, params.notch_spacing) for u in fractions),
+                      params.depth, params.filter_ms)
 
 
 def draw_extras(spec, params, rng):
     """Add the low notches and echoes, drawn after the layout (so keys without them are unchanged)."""
     values = spec.values
     if spec.family == "bandstop" and params.low_notches:
-        low = np.sort(rng.uniform(params.low_notch_low_hz, params.low_notch_high_hz, params.low_notches))
-        values = tuple(sorted(values + tuple((float(c), params.low_notch_width_hz) for c in low)))
+        low = np.sort(rng.uniform(0.0, 1.0, params.low_notches))
+        values = values + tuple(Notch(float(u), params.low_notch_low_hz, params.low_notch_high_hz,
+                                      params.low_notch_width_hz) for u in low)
     delays = rng.uniform(params.echo_min_ms, params.echo_max_ms, params.echoes) / 1000.0
     return replace(spec, values=values, echoes=tuple((float(d), params.echo_gain) for d in delays))
 
@@ -92,9 +126,14 @@ def _bandstop_taps(spec, numtaps, samplerate):
 
     taps = np.zeros(numtaps)
     taps[numtaps // 2] = 1.0
-    for low, high in _merged_bands(spec.values, samplerate / 2.0):
+    for low, high in _merged_bands(notch_bands(spec, samplerate), samplerate / 2.0):
         taps -= spec.depth * firwin(numtaps, [low, high], pass_zero=False, fs=samplerate)
     return taps
+
+
+def notch_bands(spec, samplerate):
+    """The (centre Hz, width Hz) of each of a bandstop filter's notches at ``samplerate``."""
+    return [band for band in (notch.band(samplerate) for notch in spec.values) if band is not None]
 
 
 def _merged_bands(notches, nyquist):

@@ -44,7 +44,12 @@ class Manifest:
             raise ManifestError(
                 f"{out_dir}: was protected with key {header.get('key_fingerprint')}, not {key.fingerprint}; "
                 "use the same key to resume, or --force to redo OUT with this key")
-        if header is not None and header.get("key_fingerprint") == key.fingerprint:
+        if header is not None and header.get("poscuda") != __version__ and not force:
+            raise ManifestError(
+                f"{out_dir}: was protected by poscuda {header.get('poscuda')}, not {__version__}, whose output "
+                "can differ; use that version to resume, or --force to redo OUT with this one")
+        if header is not None and header.get("key_fingerprint") == key.fingerprint and \
+                header.get("poscuda") == __version__:
             self.records = records
         self._rewrite()
         self._handle = open(self.path, "a", encoding="utf-8")

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from .errors import KeyFileError
 
 FILTERS = ("lowpass", "bandstop")
+SPACINGS = ("hz", "mel")
 LAYOUTS = ("offsets", "fractions", "onset", "tile", "whole")
 
 
@@ -23,7 +24,8 @@ class Params:
     notches: int = 2  # bandstop: notches per label
     notch_low_hz: float = 1000.0  # bandstop: notch centres are drawn in [low, high]
     notch_high_hz: float = 3800.0
-    notch_width_hz: float = 300.0
+    notch_width_hz: float = 300.0  # with mel spacing: the width of a notch at 1 kHz
+    notch_spacing: str = "hz"  # "mel": centres even in mel up to 0.95 x Nyquist, widths growing with the mel band
     depth: float = 1.0  # bandstop: 1 removes the band, 0 leaves the clip unchanged
     filter_ms: float = 32.0  # bandstop: FIR length in milliseconds
     low_notches: int = 0  # bandstop: more notches per label, in the loud low band ...
@@ -57,6 +59,7 @@ class Params:
              "must be >= 20 and below notch_high_hz")
         need(self.notch_high_hz <= 20000.0, "notch_high_hz", "must be <= 20000")
         need(10.0 <= self.notch_width_hz <= 2000.0, "notch_width_hz", "must be in [10, 2000]")
+        need(self.notch_spacing in SPACINGS, "notch_spacing", f"must be one of {', '.join(SPACINGS)}")
         need(0.0 < self.depth <= 1.0, "depth", "must be in (0, 1]")
         need(2.0 <= self.filter_ms <= 200.0, "filter_ms", "must be in [2, 200]")
         need(0 <= self.low_notches <= 16, "low_notches", "must be in 0..16")
@@ -128,8 +131,18 @@ def _coerce(name, value, type_name):
         raise KeyFileError(f"key parameter {name!r}={value!r}: not a valid {type_name}") from None
 
 
-# TEMPORARY until the level sweep decides (docs/results.md)
-STRENGTHS = {"gentle": Params(), "balanced": Params(), "strong": Params()}
+# The strength levels: for each quality budget on FSDD (mean over keys), the strongest parameter set
+# the sweep found inside it (docs/results.md). Notches are mel-spaced, so 16-48 kHz audio is covered too.
+_MEL = dict(filter="bandstop", notch_spacing="mel", notch_high_hz=7600.0, layout="whole")
+STRENGTHS = {
+    # mean SNR >= 25 dB: two narrow notches above 2 kHz
+    "gentle": Params(**_MEL, notches=2, notch_low_hz=2000.0, notch_width_hz=100.0),
+    # mean SNR >= 15 dB and PESQ >= 4.0: six notches from 1.2 kHz
+    "balanced": Params(**_MEL, notches=6, notch_low_hz=1200.0, notch_width_hz=200.0),
+    # PESQ >= 3.5: six wider notches, three in the loud low band, and an echo (for raw-waveform models)
+    "strong": Params(**_MEL, notches=6, notch_low_hz=1000.0, notch_width_hz=250.0, low_notches=3,
+                     low_notch_width_hz=120.0, echoes=1, echo_gain=0.4),
+}
 
 # The paper's form of PosCUDA (random low-pass taps in per-label patches at key offsets),
 # kept as a named mode so results can be compared with the default.

@@ -7,10 +7,14 @@ import pytest
 from click.testing import CliRunner
 
 from poscuda_cli import filters
+from poscuda_cli.api import protect_array
 from poscuda_cli.cli import main
 from poscuda_cli.errors import KeyFileError
 from poscuda_cli.key import Key, generate_key, key_from_dict, load_key, write_key
-from poscuda_cli.params import PRESETS, Params
+from poscuda_cli.params import PRESETS, STRENGTHS, Params
+from poscuda_cli.verify.metrics import snr_db
+
+from conftest import speechlike
 
 
 def test_derivation_is_deterministic_and_per_label(key):
@@ -46,9 +50,29 @@ def test_bandstop_taps_remove_their_notches():
         assert len(taps) % 2 == 1 and np.allclose(taps, taps[::-1])  # linear phase, zero delay
         response = np.abs(np.fft.rfft(taps, 1 << 16))
         freqs = np.fft.rfftfreq(1 << 16, 1 / rate)
-        for centre, width in spec.values:
+        for centre, width in filters.notch_bands(spec, rate):
             assert width == 200 and response[np.argmin(np.abs(freqs - centre))] < 0.1
         assert response[np.argmin(np.abs(freqs - 150))] == pytest.approx(1.0, abs=0.05)
+
+
+def test_mel_spacing_follows_the_sample_rate():
+    """Mel-spaced notches reach 0.95 x Nyquist at every rate, each a fixed width in mel."""
+    key = Key(bytes(range(32)), Params(notches=6, notch_spacing="mel", notch_low_hz=1000, notch_high_hz=20000,
+                                       notch_width_hz=300))
+    spec = key.label_plan("x").filter
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    for rate in (8000, 16000, 48000):
+        bands = filters.notch_bands(spec, rate)
+        assert len(bands) == 6 and all(1000 <= c <= 0.95 * rate / 2 for c, _ in bands)
+        widths_in_mel = [mel(c + w / 2) - mel(c - w / 2) for c, w in bands]
+        assert max(widths_in_mel) < 1.1 * min(widths_in_mel)  # the same width in mel ...
+        assert abs(widths_in_mel[0] - (mel(1150) - mel(850))) < 0.2 * widths_in_mel[0]  # ... as 300 Hz at 1 kHz
+        taps = filters.design(spec, rate)
+        response = np.abs(np.fft.rfft(taps, 1 << 16))
+        freqs = np.fft.rfftfreq(1 << 16, 1 / rate)
+        assert all(response[np.argmin(np.abs(freqs - c))] < 0.1 for c, _ in bands)
+    spread = [c for c, _ in filters.notch_bands(spec, 48000)]
+    assert max(spread) > 8000  # on a 48 kHz file the notches reach far above what 8 kHz audio has
 
 
 def test_low_notches_and_echoes_are_drawn_after_the_layout():
@@ -58,7 +82,7 @@ def test_low_notches_and_echoes_are_drawn_after_the_layout():
     fuller = Key(secret, Params(layout="tile", low_notches=2, low_notch_width_hz=120, echoes=1, echo_gain=0.6,
                                 echo_min_ms=2.0, echo_max_ms=4.0)).label_plan("x")
     assert fuller.layout == plain.layout and set(plain.filter.values) < set(fuller.filter.values)
-    lows = sorted(set(fuller.filter.values) - set(plain.filter.values))
+    lows = sorted(notch.band(8000) for notch in set(fuller.filter.values) - set(plain.filter.values))
     assert len(lows) == 2 and all(200 <= c <= 1000 and w == 120 for c, w in lows)
     ((delay, gain),) = fuller.filter.echoes
     assert 0.002 <= delay <= 0.004 and gain == 0.6
@@ -143,3 +167,27 @@ def test_keygen_cli_stdout_params_and_errors(tmp_path):
     result = runner.invoke(main, ["keygen", "-o", str(tmp_path / "k.json"), "--param", "patches=0"])
     assert result.exit_code == 3 and "'patches'" in result.stderr
     assert not (tmp_path / "k.json").exists()
+
+
+def test_keygen_strength_levels(tmp_path):
+    """--strength picks a level's parameters (balanced by default), --param adjusts one, and the
+    levels are ordered: on the same speech, gentle changes it least and strong most."""
+    runner = CliRunner()
+
+    def keygen(*args):
+        result = runner.invoke(main, ["keygen", "-o", "-", *args])
+        assert result.exit_code == 0, result.output
+        return key_from_dict(json.loads(result.stdout))
+
+    assert keygen().params == STRENGTHS["balanced"]
+    levels = {name: keygen("--strength", name) for name in ("gentle", "balanced", "strong")}
+    assert all(levels[name].params == STRENGTHS[name] for name in levels)
+    assert keygen("--strength", "strong", "--param", "echo_gain=0.2").params.echo_gain == 0.2
+    both = runner.invoke(main, ["keygen", "-o", "-", "--strength", "strong", "--preset", "paper"])
+    assert both.exit_code == 2 and "not both" in both.output
+    help_text = runner.invoke(main, ["keygen", "--help"]).output
+    assert all(f"{name}  " in help_text for name in levels)
+    clip = speechlike(1.0, 16000)[:, 0]
+    snr = {name: np.mean([snr_db(clip, protect_array(clip, 16000, label, key)) for label in "abcd"])
+           for name, key in levels.items()}
+    assert snr["gentle"] > snr["balanced"] + 5 > snr["strong"] + 10, snr

@@ -203,3 +203,21 @@ def test_symlinked_file_followed_and_symlinked_folder_skipped(tmp_path, key):
     assert not (tmp_path / "out/a/link.wav").is_symlink() and (tmp_path / "out/a/link.wav").is_file()
     assert ("linked-label", "symlinked folder (not followed)") in summary.skipped
     assert [p for p, _ in summary.failed] == ["a/loop.wav"]
+
+
+def test_resume_across_versions_refused_unless_forced(tmp_path, key):
+    import json
+
+    from poscuda_cli.manifest import MANIFEST_NAME
+    from poscuda_cli.errors import ManifestError
+
+    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.3)})
+    protect_tree(src, tmp_path / "out", key)
+    manifest = tmp_path / "out" / MANIFEST_NAME
+    lines = manifest.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["poscuda"] = "0.1.0"
+    manifest.write_text("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+    with pytest.raises(ManifestError, match="poscuda 0.1.0"):
+        protect_tree(src, tmp_path / "out", key)
+    assert protect_tree(src, tmp_path / "out", key, force=True).protected == 1  # redone, not resumed

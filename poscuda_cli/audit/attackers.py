@@ -111,7 +111,7 @@ def _shift(batch, generator, fraction):
 
 
 def train_and_test(name, train_x, train_y, test_x, test_y, classes, epochs=12, seed=0,
-                   shift=0.0, batch_size=32, progress=None, batches=None):
+                   shift=0.0, batch_size=64, progress=None, batches=None):
     """Train attacker ``name`` from scratch; return (train accuracy, test accuracy).
 
     ``train_x`` holds the training inputs. ``batches(indices, rng)``, if given, makes each

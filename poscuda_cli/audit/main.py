@@ -72,9 +72,11 @@ def import_attackers():
 
 def audit(train_dir, protected_dir=None, test_dir=None, split=None, groups=None, keys=(), models=None,
           defenses=("none",), epochs=15, seed=0, shift=0.0, seconds=1.0, samplerate=None, threads=None,
-          progress=None, on_total=None, labels=None, test_labels=None):
+          progress=None, on_total=None, labels=None, test_labels=None, baseline=True):
     """Train and test every attacker on every version and fold; returns an AuditResult.
 
+    ``baseline=False`` skips the clean-trained attackers (a sweep that has them already);
+    rows then carry NaN as their clean accuracy.
     ``labels`` names the training files' labels, ``test_labels`` the test tree's (both label
     sources from labels.py; default: first-level folders). ``on_total(n)`` is told how many
     epochs will be trained, ``progress()`` after each.
@@ -98,12 +100,13 @@ def audit(train_dir, protected_dir=None, test_dir=None, split=None, groups=None,
     clean = read_clips(train_dir, train_files)
     rate = samplerate or clean.samplerate
     targets = label_indices(clean.labels, index, train_dir)
-    versions = {"clean": waves(clean, rate, seconds)}
+    clean_waves = waves(clean, rate, seconds)
+    versions = {"clean": clean_waves} if baseline else {}
     if protected_dir is not None:
         versions["protected"] = waves(read_clips(protected_dir, train_files), rate, seconds)
     for number, key in enumerate(keys, 1):
         versions[f"key {number}"] = waves(clean.protected(key), rate, seconds)
-    folds = _folds(clean, versions["clean"], targets, test_dir, split, groups, index, rate, seconds,
+    folds = _folds(clean, clean_waves, targets, test_dir, split, groups, index, rate, seconds,
                    test_labels if test_dir else labels)
     work = [(defense, fold, model, s) for defense in defenses for fold in folds for model in models
             for s in sorted({0.0, shift}) if defense_steps.applies_to(defense, attackers.INPUTS[model])]
@@ -173,7 +176,7 @@ def summarise(runs):
         per_version = {}
         for r in mine:
             per_version.setdefault(r.version, []).append(r)
-        clean = float(np.mean([r.test_accuracy for r in per_version.pop("clean")]))
+        clean = float(np.mean([r.test_accuracy for r in per_version.pop("clean", [])] or [np.nan]))
         means = [float(np.mean([r.test_accuracy for r in rs])) for rs in per_version.values()]
         fits = [r.train_accuracy for rs in per_version.values() for r in rs]
         rows.append(AuditRow(model, shift, defense, clean, float(np.mean(means)), min(means), max(means),

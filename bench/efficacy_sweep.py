@@ -86,21 +86,22 @@ def record(args, experiment, config, keys, result, quality, **extra):
     return rows
 
 
-def have_baseline(args, experiment):
-    """Whether clean-trained runs of this experiment, data and length are recorded already."""
+def have_baseline(args, experiment, defenses):
+    """Whether clean-trained runs of this experiment, data, length and every defense are recorded already."""
     if not os.path.exists(args.out):
         return False
     with open(args.out) as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
-    return any(r["experiment"] == experiment and r["data"] == args.data and r["epochs"] == args.epochs
-               and r["key"] is None for r in rows)
+    recorded = {r["defense"] for r in rows if r["experiment"] == experiment and r["data"] == args.data
+                and r["epochs"] == args.epochs and r["key"] is None}
+    return set(defenses) <= recorded
 
 
 def run(args, experiment, config, keys, models, defenses=("none",), groups=None, shift=0.0, quality=None):
     root, split, _ = DATA[args.data]
     started = time.perf_counter()
     quality = quality or [key_quality(root, split, key, os.path.join(args.work, args.data)) for key in keys]
-    baseline = experiment != "fitted" and not have_baseline(args, experiment)  # fitted: the levels' baseline
+    baseline = experiment != "fitted" and not have_baseline(args, experiment, defenses)  # fitted: levels' runs
     result = audit(root, split=None if groups else split, groups=groups, keys=keys, models=models,
                    defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline)
     rows = record(args, experiment, config, keys, result, quality)

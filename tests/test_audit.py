@@ -155,6 +155,27 @@ def test_batch_defenses_change_each_clip_differently():
     np.testing.assert_allclose(normalised.mean(axis=1), 0, atol=1e-9)
 
 
+def test_noise_and_specaugment_leave_what_the_test_set_also_has():
+    """Noise goes on the clip, not on the zero padding every test clip also has; SpecAugment's masks
+    take the clip's mean level, not the -100 dB floor (either would make train and test differ
+    in a way no real attacker would choose)."""
+    from poscuda_cli import features
+    from poscuda_cli.audit import defenses
+
+    padded = np.zeros((3, 8000), np.float32)
+    padded[:, :4000] = speechlike(0.5, 8000)[:, 0]
+    noisy = defenses.on_batch("noise", padded, 8000, np.random.default_rng(0))
+    assert np.all(noisy[:, 4100:] == 0) and not np.allclose(noisy[:, :3900], padded[:, :3900], atol=1e-4)
+    snr = 10 * np.log10(np.sum(padded ** 2, axis=1) / np.sum((noisy - padded) ** 2, axis=1))
+    assert np.all((snr > 9) & (snr < 31)), snr
+    mel = features.log_mel(padded, 8000)
+    masked = defenses.on_log_mel("specaugment", mel, np.random.default_rng(3), widest=8)
+    changed = masked != mel
+    assert changed.any() and masked.min() >= mel.min()
+    for clip, original, where in zip(masked, mel, changed):
+        np.testing.assert_allclose(clip[where], original.mean(), rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_protection_hurts_generalisation_on_fsdd(fsdd):
     """Protect FSDD in memory with a fixed balanced key, train the LSTM attacker: protected-trained must be far worse."""

@@ -4,10 +4,11 @@
   decoded again), ``resample8k`` (to 8 kHz and back; nothing changes for 8 kHz audio);
 * on every training batch, a fresh random draw per clip: ``eq`` (a smooth random EQ curve,
   +-12 dB), ``bandstop`` (1-4 random notches of 50-400 Hz), ``noise`` (white noise at
-  10-30 dB SNR);
+  10-30 dB SNR over the clip, not its padding);
 * on the features of log-mel/MFCC attackers: ``specaugment`` (two frequency masks of up to
-  8 of 40 mel bands per training clip), ``cmvn`` (each clip's features normalised to zero mean
-  and unit variance over time: a front end that cancels a fixed filter's log-spectral offset).
+  8 of 40 mel bands per training clip, set to the clip's mean level), ``cmvn`` (each clip's
+  features normalised to zero mean and unit variance over time: a front end that cancels a
+  fixed filter's log-spectral offset).
 
 The defended attacker trains on its defended data and is tested on the clean test set, as a
 real one would be. Clean-trained baselines get the same defense.
@@ -57,9 +58,13 @@ def _reencode(wave, samplerate, defense):
 def on_batch(defense, waves, samplerate, rng):
     """A training batch of waveforms after a per-batch defense (others: unchanged)."""
     if defense == "noise":
-        power = np.mean(waves.astype(np.float64) ** 2, axis=1, keepdims=True)
+        # over each clip's own extent only: noise in the zero padding would teach "noise floor = training"
+        extent = np.cumsum(waves[:, ::-1] != 0, axis=1)[:, ::-1] > 0
+        samples = np.maximum(extent.sum(axis=1, keepdims=True), 1)
+        power = np.sum(waves.astype(np.float64) ** 2, axis=1, keepdims=True) / samples
         snr = rng.uniform(10.0, 30.0, (len(waves), 1))
-        return (waves + rng.standard_normal(waves.shape) * np.sqrt(power / 10 ** (snr / 10))).astype(np.float32)
+        noise = rng.standard_normal(waves.shape) * np.sqrt(power / 10 ** (snr / 10)) * extent
+        return (waves + noise).astype(np.float32)
     if defense not in ("eq", "bandstop"):
         return waves
     spectrum = np.fft.rfft(waves, axis=1)
@@ -89,12 +94,12 @@ def on_log_mel(defense, mel, rng, masks=2, widest=8):
     if defense != "specaugment":
         return mel
     mel = mel.copy()
-    floor = mel.min()
-    for clip in mel:
+    for clip in mel:  # masked to the clip's mean level, as SpecAugment masks normalised features to 0
+        level = clip.mean()
         for _ in range(masks):
             width = rng.integers(0, widest + 1)
             start = rng.integers(0, clip.shape[1] - width + 1)
-            clip[:, start:start + width] = floor
+            clip[:, start:start + width] = level
     return mel
 
 

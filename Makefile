@@ -42,10 +42,9 @@ results: $(STAMP)
 	rm -f bench/results/efficacy.jsonl
 	$(SWEEP) levels --configs balanced --keys 3 --shift 0.2
 	$(SWEEP) levels --configs strong,gentle --keys 3 --shift 0
-	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,specaugment,noise,mp3
+	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3
 	$(SWEEP) levels --data speech16k --configs balanced --keys 3 --shift 0
 	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg
-	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
 	$(BIN)/python bench/verify_references.py --data speech16k

@@ -6,7 +6,7 @@
   +-12 dB), ``bandstop`` (1-4 random notches of 50-400 Hz), ``noise`` (white noise at
   10-30 dB SNR over the clip, not its padding);
 * on the features of log-mel/MFCC attackers: ``specaugment`` (two frequency masks of up to
-  8 of 40 mel bands per training clip, set to the clip's mean level), ``cmvn`` (each clip's
+  8 of 40 mel bands per training clip, set to the mean level of its sound), ``cmvn`` (each clip's
   features normalised to zero mean and unit variance over time: a front end that cancels a
   fixed filter's log-spectral offset).
 
@@ -94,8 +94,9 @@ def on_log_mel(defense, mel, rng, masks=2, widest=8):
     if defense != "specaugment":
         return mel
     mel = mel.copy()
-    for clip in mel:  # masked to the clip's mean level, as SpecAugment masks normalised features to 0
-        level = clip.mean()
+    for clip in mel:  # masked to the mean level of the clip's sound (not of its padding, at the log floor)
+        floor = clip.min()
+        level = clip[clip > floor].mean() if (clip > floor).any() else floor
         for _ in range(masks):
             width = rng.integers(0, widest + 1)
             start = rng.integers(0, clip.shape[1] - width + 1)

@@ -47,7 +47,7 @@ results: $(STAMP)
 	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
-	$(BIN)/python bench/verify_references.py --data speech16k
+	$(BIN)/python bench/verify_references.py --data speech16k --every 4
 
 clean:
 	rm -rf example-out example-key.json build *.egg-info .pytest_cache

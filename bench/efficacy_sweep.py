@@ -28,7 +28,7 @@ sys.path.insert(0, HERE)
 from poscuda_cli.audit import audit  # noqa: E402
 from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
-from poscuda_cli.params import PRESETS, STRENGTHS, Params  # noqa: E402
+from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 
@@ -37,7 +37,7 @@ DATA = {  # root, standard test split, speaker groups
     "speech16k": ("runs/speech16k", r"_(en-029|rms)[-_]", None),
 }
 MODELS = ("cnn-avg", "cnn-flat", "raw", "lstm", "transformer")
-FEATURE_MODELS = ("cnn-avg", "cnn-flat", "lstm", "transformer")
+QUALITY = ("snr_db", "lsd_db", "fad", "pesq", "pesq_mode")
 
 
 def config_params(name):
@@ -71,7 +71,7 @@ def key_quality(root, split, key, work, jobs=2):
             "pesq": summary["pesq_mean"], "pesq_mode": summary["pesq_mode"]}
 
 
-def record(args, experiment, config, keys, result, quality, **extra):
+def record(args, experiment, config, keys, result, quality):
     """Append one row per run (key number instead of 'key N'), with that key's quality."""
     rows = []
     for run in result.runs:
@@ -80,28 +80,41 @@ def record(args, experiment, config, keys, result, quality, **extra):
                      "model": run.model, "shift": run.shift, "defense": run.defense, "fold": run.fold,
                      "key": number, "fingerprint": keys[number].fingerprint if number is not None else None,
                      "test_accuracy": round(run.test_accuracy, 4), "train_accuracy": round(run.train_accuracy, 4),
-                     **(quality[number] if number is not None else {}), **extra})
+                     **(quality[number] if number is not None else {})})
     with open(args.out, "a") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     return rows
 
 
-def have_baseline(args, experiment, defenses):
-    """Whether clean-trained runs of this experiment, data, length and every defense are recorded already."""
+def recorded(args):
+    """The rows recorded so far."""
     if not os.path.exists(args.out):
-        return False
+        return []
     with open(args.out) as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    recorded = {r["defense"] for r in rows if r["experiment"] == experiment and r["data"] == args.data
-                and r["epochs"] == args.epochs and r["key"] is None}
-    return set(defenses) <= recorded
+        return [json.loads(line) for line in handle if line.strip()]
 
 
-def run(args, experiment, config, keys, models, defenses=("none",), groups=None, shift=0.0, quality=None):
+def have_baseline(rows, args, experiment, defenses):
+    """Whether clean-trained runs of this experiment, data, length and every defense are recorded already."""
+    done = {r["defense"] for r in rows if r["experiment"] == experiment and r["data"] == args.data
+            and r["epochs"] == args.epochs and r["key"] is None}
+    return set(defenses) <= done
+
+
+def quality_of(rows, args, key, root, split):
+    """A key's quality as recorded by an earlier run on this data, else measured now."""
+    for r in rows:
+        if r["data"] == args.data and r["fingerprint"] == key.fingerprint and r.get("snr_db") is not None:
+            return {q: r[q] for q in QUALITY}
+    return key_quality(root, split, key, os.path.join(args.work, args.data))
+
+
+def run(args, experiment, config, keys, models, defenses=("none",), groups=None, shift=0.0):
     root, split, _ = DATA[args.data]
     started = time.perf_counter()
-    quality = quality or [key_quality(root, split, key, os.path.join(args.work, args.data)) for key in keys]
-    baseline = experiment != "fitted" and not have_baseline(args, experiment, defenses)  # fitted: levels' runs
+    earlier = recorded(args)
+    quality = [quality_of(earlier, args, key, root, split) for key in keys]
+    baseline = experiment != "fitted" and not have_baseline(earlier, args, experiment, defenses)  # fitted: levels' runs
     result = audit(root, split=None if groups else split, groups=groups, keys=keys, models=models,
                    defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline)
     rows = record(args, experiment, config, keys, result, quality)

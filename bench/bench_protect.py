@@ -2,8 +2,10 @@
 
 Every ratio compares two timings taken here, one after the other (best of --repeat runs each):
 * protect (each strength level and the paper's preset) against a plain soundfile read + write
-  copy of the same tree, at --jobs 1 and 2, on FSDD and on a synthetic tree of 3,000 clips of
-  2 s at 16 kHz PCM_16;
+  copy of the same tree (the issue's baseline; soundfile fsyncs each file it closes) and
+  against a byte copy (shutil.copyfile: no decoding and, like protect, no fsync), at
+  --jobs 1 and 2, on FSDD, on 3,000 clips of 2 s at 16 kHz and on 200 clips of 10 s of 48 kHz
+  stereo (PCM_16; in the last the work is the filter more than the file system);
 * the per-channel filter (kernel.filter_ranges) against numpy's np.convolve and scipy's
   oaconvolve, at the balanced level's filter length, 16 and 48 kHz;
 * one long 48 kHz stereo file: protect against a block-wise soundfile copy, and peak memory;
@@ -54,39 +56,51 @@ def timed(fn, repeat):
     return best
 
 
-def synthetic_tree(root, clips=3000, seconds=2.0, rate=16000):
+def synthetic_tree(root, clips=3000, seconds=2.0, rate=16000, channels=1):
     rng = np.random.default_rng(0)
     for i in range(clips):
         path = os.path.join(root, f"label{i % 10}", f"clip{i:05d}.wav")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        sf.write(path, (rng.standard_normal(int(rate * seconds)) * 3000).astype(np.int16), rate, subtype="PCM_16")
+        noise = rng.standard_normal((int(rate * seconds), channels)) * 3000
+        sf.write(path, noise.astype(np.int16), rate, subtype="PCM_16")
     return root
 
 
-def copy_tree(src, dst, jobs):
-    """The baseline: read and write every audio file through soundfile, as integers."""
+def soundfile_copy(src, dst):
+    """The issue's baseline for one file: read and write it through soundfile, as integers."""
+    data, rate = sf.read(src, dtype="int16", always_2d=True)
+    sf.write(dst, data, rate, subtype="PCM_16")
+
+
+def copy_tree(src, dst, jobs, copy_file):
+    """Every audio file of ``src`` through ``copy_file(in, out)`` in ``jobs`` threads."""
     paths = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs if f.endswith(".wav")]
 
     def one(rel):
-        data, rate = sf.read(os.path.join(src, rel), dtype="int16", always_2d=True)
         out = os.path.join(dst, rel)
         os.makedirs(os.path.dirname(out), exist_ok=True)
-        sf.write(out, data, rate, subtype="PCM_16")
+        copy_file(os.path.join(src, rel), out)
 
     with ThreadPoolExecutor(jobs) as pool:
         list(pool.map(one, paths))
 
 
+BASELINES = {"soundfile copy (baseline)": soundfile_copy, "byte copy (shutil.copyfile)": shutil.copyfile}
+
+
 def tree_throughput(name, src, work, repeat):
+    """(tree, run, jobs, seconds, throughput / soundfile copy, throughput / byte copy) rows."""
     rows = []
     for jobs in (1, 2):
         copy_dst = os.path.join(work, "copy")
-        base = timed(lambda: (shutil.rmtree(copy_dst, True), copy_tree(src, copy_dst, jobs)), repeat)
-        rows.append((name, "soundfile copy (baseline)", jobs, base, 1.0))
+        base = {run: timed(lambda: (shutil.rmtree(copy_dst, True), copy_tree(src, copy_dst, jobs, copy_file)), repeat)
+                for run, copy_file in BASELINES.items()}
+        sound, byte = base.values()
+        rows += [(name, run, jobs, t, sound / t, byte / t) for run, t in base.items()]
         for config, params in CONFIGS.items():
             key, out = key_for(params), os.path.join(work, "out")
             t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=jobs)), repeat)
-            rows.append((name, f"protect {config}", jobs, t, base / t))
+            rows.append((name, f"protect {config}", jobs, t, sound / t, byte / t))
     shutil.rmtree(os.path.join(work, "copy"), True)
     shutil.rmtree(os.path.join(work, "out"), True)
     return rows
@@ -196,10 +210,12 @@ def main():
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="poscuda-bench-")
     try:
-        synthetic = synthetic_tree(os.path.join(work, "synthetic"))
-        trees = tree_throughput("FSDD", FSDD, work, args.repeat) + \
-            tree_throughput("3,000 × 2 s, 16 kHz", synthetic, work, args.repeat)
-        shutil.rmtree(synthetic)
+        trees = tree_throughput("FSDD", FSDD, work, args.repeat)
+        for name, shape in (("3,000 × 2 s, 16 kHz", {}),
+                            ("200 × 10 s, 48 kHz stereo", dict(clips=200, seconds=10.0, rate=48000, channels=2))):
+            synthetic = synthetic_tree(os.path.join(work, "synthetic"), **shape)
+            trees += tree_throughput(name, synthetic, work, args.repeat)
+            shutil.rmtree(synthetic)
         kernels = kernel_rows(args.repeat)
         longs = long_file_rows(work, args.long_minutes)
         local, remote = dask_rows(FSDD, work, args.repeat)
@@ -211,18 +227,22 @@ def main():
 
 
 def write(args, trees, kernels, longs, local, remote, verifies, help_time, cold, warm):
-    by = {(tree, name, jobs): t for tree, name, jobs, t, _ in trees}
+    by = {(tree, name, jobs): t for tree, name, jobs, t, _, _ in trees}
     lines = ["# Speed", "",
              f"{date.today()} · {platform.machine()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
              f"`python bench/bench_protect.py --long-minutes {' '.join(f'{m:g}' for m in args.long_minutes)}` "
              f"(`make bench`); best of {args.repeat} runs, baselines run in the same process.", "",
              "## protect against a soundfile read + write copy of the same tree", "",
-             "| tree | run | jobs | wall s | protect / copy throughput | target ≥ 0.8 |", "|---|---|---|---|---|---|"]
-    for tree, name, jobs, t, ratio in trees:
+             "The issue's baseline is a soundfile read + write copy; soundfile fsyncs every file it closes "
+             "and protect does not (as cp and rsync do not), so the byte copy (no decoding, no fsync) is "
+             "shown too: the cost of a copy without the fsync.", "",
+             "| tree | run | jobs | wall s | throughput / soundfile copy | target ≥ 0.8 | throughput / byte copy |",
+             "|---|---|---|---|---|---|---|"]
+    for tree, name, jobs, t, ratio, byte_ratio in trees:
         target = verdict(ratio, 0.8) if name.startswith("protect") else ""
-        lines.append(f"| {tree} | {name} | {jobs} | {t:.2f} | {ratio:.2f} | {target} |")
+        lines.append(f"| {tree} | {name} | {jobs} | {t:.2f} | {ratio:.2f} | {target} | {byte_ratio:.2f} |")
     lines += ["", "| tree | run | jobs 2 / jobs 1 speed-up | target ≥ 1.8 |", "|---|---|---|---|"]
-    for tree, name in dict.fromkeys((t, n) for t, n, _, _, _ in trees):
+    for tree, name in dict.fromkeys((t, n) for t, n, *_ in trees):
         gain = by[(tree, name, 1)] / by[(tree, name, 2)]
         lines.append(f"| {tree} | {name} | {gain:.2f} | {verdict(gain, 1.8) if name.startswith('protect') else ''} |")
     lines += ["", "## The filter (60 s of one channel, balanced level's taps)", "",

@@ -122,13 +122,22 @@ def design(spec, samplerate):
 
 
 def _bandstop_taps(spec, numtaps, samplerate):
-    from scipy.signal import firwin
-
     taps = np.zeros(numtaps)
     taps[numtaps // 2] = 1.0
     for low, high in _merged_bands(notch_bands(spec, samplerate), samplerate / 2.0):
-        taps -= spec.depth * firwin(numtaps, [low, high], pass_zero=False, fs=samplerate)
+        taps -= spec.depth * bandpass_taps(numtaps, low, high, samplerate)
     return taps
+
+
+def bandpass_taps(numtaps, low, high, samplerate):
+    """The window-method band-pass of ``scipy.signal.firwin(numtaps, [low, high], pass_zero=False,
+    fs=samplerate)``: a Hamming-windowed sinc pair scaled to unit gain at the band's centre.
+    Written out because importing scipy.signal costs protect half a second per run."""
+    left, right = 2.0 * low / samplerate, 2.0 * high / samplerate
+    m = np.arange(numtaps) - 0.5 * (numtaps - 1)
+    taps = right * np.sinc(right * m) - left * np.sinc(left * m)
+    taps *= 0.54 - 0.46 * np.cos(2.0 * np.pi * np.arange(numtaps) / (numtaps - 1))
+    return taps / np.sum(taps * np.cos(np.pi * m * 0.5 * (left + right)))
 
 
 def notch_bands(spec, samplerate):

@@ -55,6 +55,16 @@ def test_bandstop_taps_remove_their_notches():
         assert response[np.argmin(np.abs(freqs - 150))] == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.parametrize("numtaps, low, high, rate", [(257, 1200, 1450, 8000), (513, 180, 300, 16000),
+                                                      (1537, 5000, 7600, 48000), (3, 20, 3900, 8000)])
+def test_bandpass_design_is_scipys_firwin(numtaps, low, high, rate):
+    """protect designs its notches without importing scipy.signal; the taps are firwin's."""
+    from scipy.signal import firwin
+
+    expected = firwin(numtaps, [low, high], pass_zero=False, fs=rate)
+    np.testing.assert_allclose(filters.bandpass_taps(numtaps, low, high, rate), expected, rtol=0, atol=1e-14)
+
+
 def test_mel_spacing_follows_the_sample_rate():
     """Mel-spaced notches reach 0.95 x Nyquist at every rate, each a fixed width in mel."""
     key = Key(bytes(range(32)), Params(notches=6, notch_spacing="mel", notch_low_hz=1000, notch_high_hz=20000,

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import fft
 
 FFT_MIN_TAPS = 48  # from this length on, FFT blocks beat the direct kernel
-FFT_BLOCK_MIN = 1 << 16  # outputs per FFT block (at least 16 filter lengths)
+FFT_BLOCK_MIN = 1 << 12  # outputs per FFT block: 16 filter lengths, at least this (larger blocks fall out of cache)
 
 _BLOCK = 2048  # outputs per pass over the taps: keeps the block in cache for long filters
 

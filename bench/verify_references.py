@@ -71,9 +71,18 @@ def mp3(kbps):
         sf.write(buffer, x, rate, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT",
                  compression_level=levels[rate])
         buffer.seek(0)
-        y = sf.read(buffer)[0]
-        return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]  # the decoder's length can differ by a frame
+        return _aligned(sf.read(buffer)[0], x)
     return code
+
+
+def _aligned(decoded, x, max_delay=4096):
+    """``decoded`` moved back by the encoder + decoder delay (the lag, 0 to ``max_delay`` samples,
+    that best matches ``x``) and cut or padded to ``len(x)``: unaligned, a 16 kHz decode scores as noise."""
+    from scipy.signal import correlate
+
+    padded = np.pad(decoded, (0, max(0, len(x) + max_delay - len(decoded))))[:len(x) + max_delay]
+    delay = int(np.argmax(correlate(padded, x, mode="valid", method="fft")))
+    return padded[delay:delay + len(x)]
 
 
 def _level_for(kbps, rate):

@@ -61,7 +61,9 @@ def table(rows, experiment, data, by="shift"):
     for (config,), config_rows in groups([r for r in mine if r["key"] is not None], "config").items():
         q = quality(config_rows)
         keys = len({r["key"] for r in config_rows})
-        lines.append(f"\n**{config}** ({keys} keys; mean SNR {q.get('snr_db', float('nan')):.1f} dB, "
+        measured = len({r["key"] for r in config_rows if r.get("snr_db") is not None})
+        of = f"quality of {measured}: " if measured < keys else ""
+        lines.append(f"\n**{config}** ({keys} keys; {of}mean SNR {q.get('snr_db', float('nan')):.1f} dB, "
                      f"LSD {q.get('lsd_db', float('nan')):.1f} dB, FAD {q.get('fad', float('nan')):.2f}, "
                      f"PESQ {q.get('pesq', float('nan')):.2f})\n")
         variants = list(dict.fromkeys(r[by] for r in config_rows))
@@ -87,7 +89,7 @@ def frontier(rows, out):
     mine = [r for r in rows if r["experiment"] in ("levels", "fitted") and r["data"] == "fsdd" and r["shift"] == 0
             and r["key"] is not None]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
-    colours = {}
+    colours, labelled = {}, set()
     for (config, key, kind), group in groups(
             [dict(r, kind="raw waveform" if r["model"] == "raw" else "MFCC/log-mel") for r in mine],
             "config", "key", "kind").items():
@@ -95,8 +97,12 @@ def frontier(rows, out):
         accuracy = 100 * np.mean([r["test_accuracy"] for r in group])
         marker = "o" if kind == "MFCC/log-mel" else "^"
         for axis, metric in zip(axes, ("pesq", "snr_db")):
-            axis.scatter(group[0][metric], accuracy, color=colour, marker=marker, s=36,
-                         label=f"{config}" if (key == 0 and kind == "MFCC/log-mel" and metric == "pesq") else None)
+            if group[0][metric] is None:  # a key whose quality was not measured
+                continue
+            first = config not in labelled and kind == "MFCC/log-mel" and metric == "pesq"
+            if first:
+                labelled.add(config)
+            axis.scatter(group[0][metric], accuracy, color=colour, marker=marker, s=36, label=config if first else None)
     for axis, label in zip(axes, ("PESQ of the protected training set", "mean SNR (dB)")):
         axis.set_xlabel(label)
         axis.axhline(20, color="grey", linewidth=0.8, linestyle="--")

@@ -55,7 +55,7 @@ def keys_for(config, count, params=None):
 def key_quality(root, split, key, work, jobs=2):
     """Quality of the protected training set, as ``poscuda verify --perceptual pesq`` reports it."""
     train = os.path.join(work, "train")
-    protected = os.path.join(work, "protected")
+    protected = os.path.join(work, f"protected-{key.fingerprint}-{os.getpid()}")  # sweeps may run side by side
     if not os.path.isdir(train):  # the training files only, hard-linked: the test split stays clean
         for rel, _ in labeled_files(root, split, test=False):
             os.makedirs(os.path.dirname(os.path.join(train, rel)), exist_ok=True)

@@ -135,8 +135,9 @@ def _key_params(strength, preset, params):
 @_key_options
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--fit", "fit_dir", type=click.Path(file_okay=False, exists=True),
-              help="Learn each label's filter on this training tree within the level's SNR budget "
-                   "(poscuda[audit]; minutes on a CPU).")
+              help="Experimental: learn each label's filter on this training tree within the level's SNR "
+                   "budget (poscuda[audit]; minutes on a CPU). On FSDD it protected less than the random "
+                   "levels (attackers 77-92% at 15 dB; docs/results.md).")
 @click.option("--fit-stages", type=click.IntRange(1, 100), default=8, show_default=True,
               help="--fit: rounds of fresh surrogate models.")
 @_label_options

@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_protect.py
 
-# docs/results.md's and docs/verify.md's measurements: about 2.5 hours on 2 cores; needs
+# docs/results.md's and docs/verify.md's measurements: about 4.5 hours on 2 cores; needs
 # make install-extras, FSDD beside the project, and espeak-ng + flite for the 16 kHz set.
 # Starts bench/results/efficacy.jsonl afresh (the committed copy is in git).
 SWEEP := $(BIN)/python bench/efficacy_sweep.py
@@ -42,9 +42,14 @@ results: $(STAMP)
 	rm -f bench/results/efficacy.jsonl
 	$(SWEEP) levels --configs balanced --keys 3 --shift 0.2
 	$(SWEEP) levels --configs strong,gentle --keys 3 --shift 0
-	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3
+	$(SWEEP) levels --configs balanced+notches=10+notch_width_hz=145 --keys 3 --shift 0 --models cnn-avg,cnn-flat,raw
+	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3,bandstop,cmvn,ogg
+	$(SWEEP) defenses --configs strong --keys 3 --models cnn-avg,raw --defenses noise
+	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg --defenses specaugment --epochs 30
 	$(SWEEP) levels --data speech16k --configs balanced --keys 3 --shift 0
+	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg
+	$(SWEEP) fitted --fit-snr 15 --keys 3
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
 	$(BIN)/python bench/verify_references.py --data speech16k --every 4

@@ -97,17 +97,19 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                     todo.append(entry)
                     sizes.append(stat.st_size)
             if todo:
+                # a long file's blocks are filtered on every local job's core (files are mostly short)
+                threads = (jobs or os.cpu_count() or 1) if executor == "local" else 1
                 with executors.pool(executor, jobs, scheduler) as workers:
-                    _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, fail_fast,
-                         manifest, summary, progress)
+                    _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, threads,
+                         fail_fast, manifest, summary, progress)
         finally:
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
 
-def _run(workers, batches, src, dst, key, fail_fast, manifest, summary, progress):
-    futures = [workers.submit(_protect_batch, src, dst, key, batch) for batch in batches]
+def _run(workers, batches, src, dst, key, threads, fail_fast, manifest, summary, progress):
+    futures = [workers.submit(_protect_batch, src, dst, key, batch, threads) for batch in batches]
     for future in workers.as_completed(futures):  # each file is recorded as soon as its batch lands
         for outcome in future.result():
             if isinstance(outcome, _EntryError):
@@ -142,18 +144,19 @@ class _EntryError(Exception):
         return _EntryError, (self.entry, self.reason)
 
 
-def _protect_batch(src, dst, key, entries):
-    """Protect (or copy) ``entries``: a _FileResult or an _EntryError for each, in order."""
+def _protect_batch(src, dst, key, entries, threads=1):
+    """Protect (or copy) ``entries``: a _FileResult or an _EntryError for each, in order; a file long
+    enough to stream is filtered on ``threads`` threads."""
     outcomes = []
     for entry in entries:
         try:
-            outcomes.append(_protect_one(src, dst, key, entry))
+            outcomes.append(_protect_one(src, dst, key, entry, threads))
         except _EntryError as error:
             outcomes.append(error)
     return outcomes
 
 
-def _protect_one(src, dst, key, entry):
+def _protect_one(src, dst, key, entry, threads):
     in_path, out_path = _paths(src, dst, entry)
     try:
         stat = os.stat(in_path)
@@ -165,7 +168,8 @@ def _protect_one(src, dst, key, entry):
         with audio.opened(in_path) as (handle, info):
             try:
                 if info.frames * info.channels > STREAM_SAMPLES and not info.lossy:
-                    samples, changed, clipped = protect_file_in_blocks(handle, out_path, plan, info)
+                    samples, changed, clipped = protect_file_in_blocks(handle, out_path, plan, info,
+                                                                       threads=threads)
                 else:
                     data = audio.read_all(handle, in_path, info)
                     result = protect_clip(data, plan, info.samplerate, info.bits)

@@ -54,7 +54,10 @@ def test_only_patches_change_with_paper_layout(mixed_tree, tmp_path, paper_key):
     assert changed.max() < 0.3 * 8000 + 50 * 8 + 4  # inside frame_s plus one patch and the filter's reach
 
 
-def test_same_key_same_bytes_whatever_jobs(mixed_tree, tmp_path, key):
+@pytest.mark.parametrize("streamed", [False, True])  # True: every file takes the block path, on the jobs' threads
+def test_same_key_same_bytes_whatever_jobs(mixed_tree, tmp_path, key, streamed, monkeypatch):
+    if streamed:
+        monkeypatch.setattr("poscuda_cli.protect.STREAM_SAMPLES", 1000)
     protect_tree(mixed_tree, tmp_path / "one", key, jobs=1)
     protect_tree(mixed_tree, tmp_path / "four", key, jobs=4)
     assert tree_bytes(tmp_path / "one") == tree_bytes(tmp_path / "four")

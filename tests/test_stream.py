@@ -18,7 +18,8 @@ from conftest import speechlike
 @pytest.mark.parametrize("subtype, layout", [("PCM_16", "whole"), ("PCM_24", "onset"), ("FLOAT", "tile"),
                                              ("PCM_16", "fractions")])
 @pytest.mark.parametrize("fft_block", [1 << 16, 1024])  # one FFT block per clip, or many split over windows
-def test_blocks_equal_one_piece(tmp_path, subtype, layout, fft_block, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_blocks_equal_one_piece(tmp_path, subtype, layout, fft_block, threads, monkeypatch):
     import poscuda_cli.kernel as kernel
 
     monkeypatch.setattr(kernel, "FFT_BLOCK_MIN", fft_block)
@@ -32,7 +33,7 @@ def test_blocks_equal_one_piece(tmp_path, subtype, layout, fft_block, monkeypatc
     out = tmp_path / "out.wav"
     with audio.opened(str(src)) as (handle, info):
         samples, changed, clipped = protect_file_in_blocks(handle, str(out), key.label_plan("x"), info,
-                                                           block_seconds=0.37)
+                                                           block_seconds=0.37, threads=threads)
     blocks, _ = audio.read(str(out))
     np.testing.assert_array_equal(blocks, whole.audio)
     assert (samples, changed, clipped) == (data.size, whole.changed, whole.clipped)

@@ -44,6 +44,7 @@ results: $(STAMP)
 	$(SWEEP) levels --configs strong,gentle --keys 3 --shift 0
 	$(SWEEP) levels --configs balanced+notches=10+notch_width_hz=145 --keys 3 --shift 0 --models cnn-avg,cnn-flat,raw
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3,bandstop,cmvn,ogg
+	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses noise
 	$(SWEEP) defenses --configs strong --keys 3 --models cnn-avg,raw --defenses noise
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg --defenses specaugment --epochs 30
 	$(SWEEP) levels --data speech16k --configs balanced --keys 3 --shift 0

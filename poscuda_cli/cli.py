@@ -148,8 +148,10 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
     \b
     Strength levels, measured on FSDD over 3 keys (clean-trained attackers 84-99%; docs/results.md):
       gentle    SNR 26 dB, PESQ 4.5: barely audible; attackers still reach 61-92%
-      balanced  SNR 15 dB, PESQ 4.1 (default): MFCC/log-mel attackers 15-24%, raw-waveform 66%
-      strong    SNR 4 dB, PESQ 3.6, audible colouring: MFCC/log-mel 10-19%, raw-waveform 27%
+      balanced  SNR 15 dB, PESQ 4.1 (default): MFCC/log-mel attackers 15-24%, raw-waveform 66%;
+                MFCC/log-mel attackers that train with added noise get 33-49%
+      strong    SNR 4 dB, PESQ 3.6, audible colouring: MFCC/log-mel 10-19%, raw-waveform 27%;
+                with added noise still at most 24% (MFCC/log-mel) and 28% (raw)
 
     \b
     Examples:

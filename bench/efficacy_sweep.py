@@ -25,7 +25,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from poscuda_cli.audit import audit  # noqa: E402
+from poscuda_cli.audit import attackers, audit  # noqa: E402
+from poscuda_cli.audit.defenses import applies_to  # noqa: E402
 from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
 from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
@@ -94,11 +95,12 @@ def recorded(args):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def have_baseline(rows, args, experiment, defenses):
-    """Whether clean-trained runs of this experiment, data, length and every defense are recorded already."""
-    done = {r["defense"] for r in rows if r["experiment"] == experiment and r["data"] == args.data
+def have_baseline(rows, args, experiment, models, defenses):
+    """Whether clean-trained runs of this experiment, data and length are recorded already for every
+    model and defense."""
+    done = {(r["model"], r["defense"]) for r in rows if r["experiment"] == experiment and r["data"] == args.data
             and r["epochs"] == args.epochs and r["key"] is None}
-    return set(defenses) <= done
+    return {(m, d) for m in models for d in defenses if applies_to(d, attackers.INPUTS[m])} <= done
 
 
 def quality_of(rows, args, key, root, split):
@@ -114,7 +116,7 @@ def run(args, experiment, config, keys, models, defenses=("none",), groups=None,
     started = time.perf_counter()
     earlier = recorded(args)
     quality = [quality_of(earlier, args, key, root, split) for key in keys]
-    baseline = experiment != "fitted" and not have_baseline(earlier, args, experiment, defenses)  # fitted: levels' runs
+    baseline = experiment != "fitted" and not have_baseline(earlier, args, experiment, models, defenses)  # fitted: levels' runs
     result = audit(root, split=None if groups else split, groups=groups, keys=keys, models=models,
                    defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline)
     rows = record(args, experiment, config, keys, result, quality)

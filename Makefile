@@ -49,7 +49,7 @@ results: $(STAMP)
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg --defenses specaugment --epochs 30
 	$(SWEEP) levels --data speech16k --configs balanced --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
-	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg
+	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw
 	$(SWEEP) fitted --fit-snr 15 --keys 3
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd

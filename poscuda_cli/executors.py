@@ -44,6 +44,11 @@ def batches(items, sizes, batch_bytes):
         yield group
 
 
+def job_count(jobs):
+    """``jobs``, or every core when it is not given."""
+    return jobs or os.cpu_count() or 1
+
+
 @contextmanager
 def pool(executor="local", jobs=None, scheduler=None, processes=False):
     """A Pool running ``jobs`` tasks at a time locally, or on the Dask scheduler at ``scheduler``
@@ -52,7 +57,7 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
     Locally, tasks run in threads, or with ``processes`` in fresh worker processes (for work
     that holds the GIL).
     """
-    jobs = jobs or os.cpu_count() or 1
+    jobs = job_count(jobs)
     if executor == "local":
         if processes:
             import multiprocessing

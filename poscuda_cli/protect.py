@@ -98,7 +98,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                     sizes.append(stat.st_size)
             if todo:
                 # a long file's blocks are filtered on every local job's core (files are mostly short)
-                threads = (jobs or os.cpu_count() or 1) if executor == "local" else 1
+                threads = executors.job_count(jobs) if executor == "local" else 1
                 with executors.pool(executor, jobs, scheduler) as workers:
                     _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, threads,
                          fail_fast, manifest, summary, progress)

@@ -31,16 +31,19 @@ def keygen(path=None, strength="balanced", preset=None, params=(), force=False):
     return key
 
 
-def protect_tree(src, dst, key, labels=None, jobs=None, force=False, fail_fast=False, progress=None):
+def protect_tree(src, dst, key, labels=None, jobs=None, force=False, fail_fast=False, progress=None,
+                 processes=False):
     """Protect the labeled audio under ``src`` into ``dst`` (as ``poscuda protect``); returns its Summary.
 
     ``key`` is a Key or the path of a key file; ``labels`` a label source (:func:`label_table`,
-    :func:`label_pattern`; default: first-level folders).
+    :func:`label_pattern`; default: first-level folders). Files run in ``jobs`` threads;
+    ``processes=True`` runs them in worker processes, as the command line does (faster on many
+    small files; the calling script needs the ``if __name__ == "__main__":`` guard).
     """
     if not hasattr(key, "label_plan"):
         key = load_key(key)
     return _protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=progress,
-                         labels=labels)
+                         labels=labels, processes=processes)
 
 
 def verify_trees(original, protected, perceptual=(), labels=None, jobs=None, embedding="mfcc", processes=False):

@@ -213,7 +213,8 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
     key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
     with _progress_bar(None, quiet) as bar:
         summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=bar.update,
-                               on_total=_set_total(bar), executor=executor, scheduler=scheduler, labels=labels)
+                               on_total=_set_total(bar), executor=executor, scheduler=scheduler, labels=labels,
+                               processes=True)
     for path, reason in summary.failed:
         click.echo(f"poscuda: error: {path}: {reason}", err=True)
     if as_json:

@@ -9,6 +9,9 @@ scheduler's per-task cost does not dominate.
 """
 
 import os
+import signal
+import threading
+import time
 from concurrent import futures as local_futures
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,9 +21,11 @@ from .errors import MissingExtraError
 EXECUTORS = ("local", "dask")
 
 
-# Input bytes per task: one file at a time in local threads or processes; about a second of
+# Input bytes per task: one file at a time in local threads; enough small files per task in local
+# processes that passing tasks and results between processes costs little; about a second of
 # protect's or verify's work on a Dask worker.
 LOCAL_BATCH_BYTES = 1
+PROCESS_BATCH_BYTES = 256 << 10
 DASK_BATCH_BYTES = 2 << 20
 
 
@@ -55,19 +60,22 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
     (a local cluster of ``jobs`` worker processes when no address is given).
 
     Locally, tasks run in threads, or with ``processes`` in fresh worker processes (for work
-    that holds the GIL).
+    that holds the GIL; started as tasks arrive, and not at all for one job, where a thread
+    does the same without a process's start-up).
     """
     jobs = job_count(jobs)
     if executor == "local":
+        processes = processes and jobs > 1
         if processes:
             import multiprocessing
 
             workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                                        initializer=_one_thread_each)
+                                                        initializer=_start_worker, initargs=(os.getpid(),))
         else:
             workers = local_futures.ThreadPoolExecutor(max_workers=jobs)
         try:
-            yield Pool(workers.submit, local_futures.as_completed)
+            yield (Pool(_deaf_to_interrupts(workers.submit), local_futures.as_completed, PROCESS_BATCH_BYTES)
+                   if processes else Pool(workers.submit, local_futures.as_completed))
         finally:
             workers.shutdown(wait=True, cancel_futures=True)
         return
@@ -90,7 +98,30 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
 
 
 
-def _one_thread_each():
-    """In a worker process, before numpy loads: one BLAS/OpenMP thread, as the pool runs one process per core."""
+def _deaf_to_interrupts(submit):
+    """``submit`` starting worker processes (the pool starts them as tasks arrive) with Ctrl-C blocked:
+    the calling process alone stops the run, after the batches already running, and the workers
+    print no tracebacks of their own. A new process inherits the blocked signal; here it waits
+    until the submit is done, then arrives."""
+    def wrapped(fn, *args):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return submit(fn, *args)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    return wrapped
+
+
+def _start_worker(parent):
+    """In a worker process, before numpy loads: one BLAS/OpenMP thread, as the pool runs one process
+    per core; and an exit when ``parent`` is gone (killed with -9, say), which the worker would not
+    notice otherwise: it waits on a task queue whose write end it holds itself."""
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
+
+
+def _exit_without(parent, every=0.5):
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)  # an output being written is left under its temporary name, removed by the next run

@@ -85,6 +85,35 @@ def test_unreadable_file_for_real(tmp_path, key):
     assert [p for p, _ in summary.failed] == ["a/x.wav"]
 
 
+def children_of(pid):
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_until_gone(pids, seconds=10):
+    def running(pid):
+        try:  # a zombie (state Z) has exited; its new parent reaps it
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + seconds
+    while any(map(running, pids)):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through Linux's /proc")
 def test_kill_dash_nine_then_rerun_is_identical(tmp_path):
     files = {f"{lab}/{i:03d}.wav": ("WAV", "PCM_16", 16000, 1, 1.0) for lab in "abcd" for i in range(150)}
     src = write_tree(tmp_path / "in", files)
@@ -100,8 +129,10 @@ def test_kill_dash_nine_then_rerun_is_identical(tmp_path):
         if manifest.exists() and len(manifest.read_text().splitlines()) > 30:
             break
         time.sleep(0.01)
+    workers = children_of(victim.pid)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    assert workers and wait_until_gone(workers), "worker processes outlived the killed run"
     done_before = len(files_under(tmp_path / "out"))
     assert 0 < done_before < len(files), "the run should have been killed half-way"
     subprocess.run(command[:5] + [str(tmp_path / "out")] + command[6:], check=True)

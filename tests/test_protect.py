@@ -66,6 +66,17 @@ def test_same_key_same_bytes_whatever_jobs(mixed_tree, tmp_path, key, streamed, 
     assert tree_bytes(tmp_path / "other")["yes/a.wav"] != tree_bytes(tmp_path / "one")["yes/a.wav"]
 
 
+def test_worker_processes_give_the_same_bytes_and_report_bad_files(mixed_tree, tmp_path, key):
+    (mixed_tree / "no" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio")
+    threads = protect_tree(mixed_tree, tmp_path / "threads", key, jobs=1)
+    processes = protect_tree(mixed_tree, tmp_path / "processes", key, jobs=2, processes=True)
+    assert processes.to_dict()["errors"] == threads.to_dict()["errors"] != []
+    assert processes.protected == threads.protected == 5
+    assert tree_bytes(tmp_path / "threads") == tree_bytes(tmp_path / "processes")
+    assert (tmp_path / "threads" / MANIFEST_NAME).read_text() == \
+           (tmp_path / "processes" / MANIFEST_NAME).read_text()
+
+
 def test_float_output_does_not_depend_on_the_clock(tmp_path, key):
     src = write_tree(tmp_path / "in", {"a/f.wav": ("WAV", "FLOAT", 8000, 1, 0.1)})
     protect_tree(src, tmp_path / "one", key)

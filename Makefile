@@ -43,14 +43,17 @@ results: $(STAMP)
 	$(SWEEP) levels --configs balanced --keys 3 --shift 0.2
 	$(SWEEP) levels --configs strong,gentle --keys 3 --shift 0
 	$(SWEEP) levels --configs balanced+notches=10+notch_width_hz=145 --keys 3 --shift 0 --models cnn-avg,cnn-flat,raw
+	$(SWEEP) levels --configs strong+low_notches=4+low_notch_width_hz=100,strong+echoes=2 --keys 3 --shift 0 --models raw,cnn-avg
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3,bandstop,cmvn,ogg
 	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses noise
-	$(SWEEP) defenses --configs strong --keys 3 --models cnn-avg,raw --defenses noise
+	$(SWEEP) defenses --configs strong --keys 3 --models cnn-avg,raw --defenses noise,eq,bandstop,cmvn,mp3,ogg
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg --defenses specaugment --epochs 30
 	$(SWEEP) levels --data speech16k --configs balanced --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
+	$(SWEEP) defenses --data speech16k --configs balanced --keys 3 --models cnn-avg,raw --defenses resample8k,noise
 	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw
 	$(SWEEP) fitted --fit-snr 15 --keys 3
+	$(SWEEP) fitted --data speech16k --fit-snr 15 --keys 3
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
 	$(BIN)/python bench/verify_references.py --data speech16k --every 4

@@ -14,6 +14,10 @@ from .transform import protect_clip
 # Files with more samples than this (about 2 min of 48 kHz stereo) are processed in
 # blocks, so memory does not grow with file length.
 STREAM_SAMPLES = 1 << 22
+# Worker processes pay off when files are small on average: then the per-file Python work, which
+# holds the GIL, is most of the run. Bigger files spend their time in the filter and libsndfile,
+# which release it, and threads spare the processes' start-up (bench/results.md).
+PROCESS_MEAN_BYTES = 512 << 10
 
 
 @dataclass
@@ -64,8 +68,8 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     ``fail_fast``, the run stops at the first). ``on_total(n)`` is told how many files
     there are, then ``progress(n)`` is called as they finish. ``executor="dask"`` runs
     the files on a Dask cluster (executors.py). Locally, files run in ``jobs`` threads, or
-    with ``processes`` in worker processes: faster for many small files, whose per-file Python
-    work holds the GIL, but a script calling this needs the ``if __name__ == "__main__":`` guard.
+    with ``processes`` in worker processes where the files to do average under
+    PROCESS_MEAN_BYTES (then a script calling this needs the ``if __name__ == "__main__":`` guard).
     """
     started = time.perf_counter()
     tree.check_paths(src, dst)
@@ -101,6 +105,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
             if todo:
                 # a long file's blocks are filtered on every local job's core (files are mostly short)
                 threads = executors.job_count(jobs) if executor == "local" else 1
+                processes = processes and sum(sizes) < PROCESS_MEAN_BYTES * len(sizes)
                 with executors.pool(executor, jobs, scheduler, processes=processes) as workers:
                     _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, threads,
                          fail_fast, manifest, summary, progress)

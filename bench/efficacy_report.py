@@ -123,6 +123,7 @@ def main():
                                         ("Defended attackers, FSDD", "defenses", "fsdd", "defense"),
                                         ("Unseen speakers, FSDD (leave one speaker out)", "speakers", "fsdd", "shift"),
                                         ("Unseen speech: the 16 kHz spoken-word set", "levels", "speech16k", "shift"),
+                                        ("Defended attackers, 16 kHz set", "defenses", "speech16k", "defense"),
                                         ("Learned filters, FSDD", "fitted", "fsdd", "shift"),
                                         ("Learned filters, 16 kHz set", "fitted", "speech16k", "shift")):
         text = table(rows, experiment, data, by)

@@ -136,8 +136,8 @@ def _key_params(strength, preset, params):
 @click.option("--force", is_flag=True, help="Overwrite an existing key file.")
 @click.option("--fit", "fit_dir", type=click.Path(file_okay=False, exists=True),
               help="Experimental: learn each label's filter on this training tree within the level's SNR "
-                   "budget (poscuda[audit]; minutes on a CPU). On FSDD it protected less than the random "
-                   "levels (attackers 77-92% at 15 dB; docs/results.md).")
+                   "budget (poscuda[audit]; minutes on a CPU). It protected less than the random levels "
+                   "at the same SNR (attackers 77-92% on FSDD, 21-57% on 16 kHz words; docs/results.md).")
 @click.option("--fit-stages", type=click.IntRange(1, 100), default=8, show_default=True,
               help="--fit: rounds of fresh surrogate models.")
 @_label_options

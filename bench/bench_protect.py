@@ -99,7 +99,7 @@ def tree_throughput(name, src, work, repeat):
         sound, byte = base.values()
         rows += [(name, run, jobs, t, sound / t, byte / t) for run, t in base.items()]
         out = os.path.join(work, "out")
-        for config, params in CONFIGS.items():  # as the command line runs: worker processes for --jobs > 1
+        for config, params in CONFIGS.items():  # as the command line runs (worker processes for small files)
             key = key_for(params)
             t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=jobs, processes=True)),
                       repeat)

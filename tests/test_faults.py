@@ -85,25 +85,25 @@ def test_unreadable_file_for_real(tmp_path, key):
     assert [p for p, _ in summary.failed] == ["a/x.wav"]
 
 
+def proc_state(stat):
+    """(state, parent pid) from a Linux /proc/<pid>/stat file, or None once the process is gone."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()  # the command name, in brackets, may hold spaces
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
+
+
 def children_of(pid):
-    """Process ids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    """Process ids whose parent is ``pid``."""
+    return [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+            if (proc_state(stat) or (None, None))[1] == pid]
 
 
 def wait_until_gone(pids, seconds=10):
-    def running(pid):
-        try:  # a zombie (state Z) has exited; its new parent reaps it
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
+    def running(pid):  # a zombie (state Z) has exited; its new parent reaps it
+        state = proc_state(Path(f"/proc/{pid}/stat"))
+        return state is not None and state[0] != "Z"
 
     deadline = time.time() + seconds
     while any(map(running, pids)):

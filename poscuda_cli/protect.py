@@ -116,7 +116,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
 
 
 def _run(workers, batches, src, dst, key, threads, fail_fast, manifest, summary, progress):
-    futures = [workers.submit(_protect_batch, src, dst, key, batch, threads) for batch in batches]
+    futures = [workers.submit(_protect_batch, src, dst, key, batch, threads, fail_fast) for batch in batches]
     for future in workers.as_completed(futures):  # each file is recorded as soon as its batch lands
         for outcome in future.result():
             if isinstance(outcome, _EntryError):
@@ -151,15 +151,17 @@ class _EntryError(Exception):
         return _EntryError, (self.entry, self.reason)
 
 
-def _protect_batch(src, dst, key, entries, threads=1):
-    """Protect (or copy) ``entries``: a _FileResult or an _EntryError for each, in order; a file long
-    enough to stream is filtered on ``threads`` threads."""
+def _protect_batch(src, dst, key, entries, threads=1, fail_fast=False):
+    """Protect (or copy) ``entries``: a _FileResult or an _EntryError for each, in order (with
+    ``fail_fast``, up to the first error); a file long enough to stream is filtered on ``threads`` threads."""
     outcomes = []
     for entry in entries:
         try:
             outcomes.append(_protect_one(src, dst, key, entry, threads))
         except _EntryError as error:
             outcomes.append(error)
+            if fail_fast:
+                break
     return outcomes
 
 

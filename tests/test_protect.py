@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from poscuda_cli import audio
+from poscuda_cli import audio, executors
 from poscuda_cli.errors import ManifestError, UnsafePathError
 from poscuda_cli.key import generate_key
 from poscuda_cli.manifest import MANIFEST_NAME, OutputLock
@@ -148,6 +148,8 @@ def test_resume_after_interruption(tmp_path, key, monkeypatch):
     files = {f"{lab}/{i}.wav": ("WAV", "PCM_16", 8000, 1, 0.2) for lab in "ab" for i in range(10)}
     src = write_tree(tmp_path / "in", files)
     protect_tree(src, tmp_path / "reference", key, jobs=1)
+    # files land in the manifest a batch at a time; here each 3.2 kB file is its own batch
+    monkeypatch.setattr(executors, "LOCAL_BATCH_BYTES", 3000)
 
     import poscuda_cli.protect as pipeline
     real, calls = pipeline.protect_clip, []

@@ -2,8 +2,9 @@
 
 Two paths, chosen by the filter's length alone:
 
-* short filters (the paper's 9 taps): a numba kernel; every output sample is the sum, in
-  tap order from k = 0, of taps[k] * x[i + half - k], in strict IEEE float64;
+* short filters (the paper's 9 taps): direct.py's numba kernel, every output sample summed in
+  tap order in strict IEEE float64 (numba loads only when such a filter is used: its import
+  alone costs protect 0.4 s per run and per worker process);
 * long filters (the default notches: 257 taps at 8 kHz, 513 at 16 kHz): FFT convolution in
   blocks laid on a grid fixed to absolute sample positions (:func:`grid`). Each block is
   one FFT of exactly the same samples -- zeros beyond the clip's ends -- however the clip is
@@ -15,51 +16,11 @@ windows, and the same input gives the same bits on every run.
 
 from functools import lru_cache
 
-import numba
 import numpy as np
 from scipy import fft
 
 FFT_MIN_TAPS = 48  # from this length on, FFT blocks beat the direct kernel
 FFT_BLOCK_MIN = 1 << 12  # outputs per FFT block: 16 filter lengths, at least this (larger blocks fall out of cache)
-
-_BLOCK = 2048  # outputs per pass over the taps: keeps the block in cache for long filters
-
-
-@numba.njit(nogil=True, cache=True)
-def _edge_sample(x, taps, i, half):
-    frames, n = x.shape[0], taps.shape[0]
-    acc = 0.0
-    for k in range(max(0, i + half - frames + 1), min(n, i + half + 1)):
-        acc += taps[k] * x[i + half - k]
-    return acc
-
-
-@numba.njit(nogil=True, cache=True)
-def _filter_channel(x, taps, starts, stops, out):
-    frames, n = x.shape[0], taps.shape[0]
-    half = (n - 1) // 2
-    # outputs whose taps all fall inside the clip: [n - 1 - half, frames - half)
-    inner_lo, inner_hi = n - 1 - half, frames - half
-    acc = np.empty(_BLOCK)
-    for r in range(starts.shape[0]):
-        lo, hi = starts[r], stops[r]
-        a, b = max(lo, inner_lo), min(hi, inner_hi)
-        if a >= b:
-            a = b = hi
-        for i in range(lo, a):
-            out[i] = _edge_sample(x, taps, i, half)
-        for block in range(a, b, _BLOCK):
-            end = min(block + _BLOCK, b)
-            m = end - block
-            acc[:m] = 0.0
-            for k in range(n):  # vectorises over the block; each output still sums in tap order
-                t = taps[k]
-                window = x[block + half - k:block + half - k + m]  # a view: lets LLVM vectorise
-                for j in range(m):
-                    acc[j] += t * window[j]
-            out[block:end] = acc[:m]
-        for i in range(b, hi):
-            out[i] = _edge_sample(x, taps, i, half)
 
 
 def grid(ntaps, frames):
@@ -97,15 +58,9 @@ def filter_ranges(x, taps, starts, stops, origin=0, frames=None):
     block = grid(len(taps), frames)
     if block > 1:
         return _fft_ranges(x, taps, starts, stops, origin, frames, block)
-    return _direct_ranges(x, taps, starts, stops)
+    from .direct import direct_ranges
 
-
-def _direct_ranges(x, taps, starts, stops):
-    channels = np.ascontiguousarray(x.T)  # one contiguous row per channel
-    out = channels.copy()
-    for c in range(channels.shape[0]):
-        _filter_channel(channels[c], taps, starts, stops, out[c])
-    return out.T
+    return direct_ranges(x, taps, starts, stops)
 
 
 @lru_cache(maxsize=256)

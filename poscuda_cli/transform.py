@@ -89,12 +89,15 @@ def filter_window(window, clip, start, out_start, out_stop):
     filtered = filter_ranges(values, clip.taps, starts[keep], stops[keep], origin=start,
                              frames=clip.frames)[out_start - start:out_stop - start]
     if clip.quantum:
-        filtered = np.rint(filtered)
-    clipped = int(np.count_nonzero((filtered < clip.low) | (filtered > clip.high)))
-    np.clip(filtered, clip.low, clip.high, out=filtered)
-    out = (filtered * clip.quantum if clip.quantum else filtered).astype(clip.dtype)
+        np.rint(filtered, out=filtered)  # in place: filtered is filter_ranges' own copy
+    clipped = np.count_nonzero(filtered < clip.low) + np.count_nonzero(filtered > clip.high)
+    if clipped:
+        np.clip(filtered, clip.low, clip.high, out=filtered)
+    if clip.quantum > 1:
+        filtered *= clip.quantum
+    out = filtered.astype(clip.dtype)
     original = window[out_start - start:out_stop - start]
-    return out, int(np.count_nonzero(out != original)), clipped
+    return out, int(np.count_nonzero(out != original)), int(clipped)
 
 
 def check_finite(values):

@@ -25,6 +25,7 @@ def _progress_bar(total, quiet, unit="file"):
     """A tqdm bar on stderr, or a no-op when quiet or stderr is not a terminal."""
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: protect forks its workers only from a single thread
     return tqdm(total=total, unit=unit, file=sys.stderr, disable=quiet or not sys.stderr.isatty(),
                 dynamic_ncols=True)
 

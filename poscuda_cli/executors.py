@@ -10,6 +10,7 @@ scheduler's per-task cost does not dominate.
 
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent import futures as local_futures
@@ -54,13 +55,14 @@ def job_count(jobs):
 
 
 @contextmanager
-def pool(executor="local", jobs=None, scheduler=None, processes=False):
+def pool(executor="local", jobs=None, scheduler=None, processes=False, fork=False):
     """A Pool running ``jobs`` tasks at a time locally, or on the Dask scheduler at ``scheduler``
     (a local cluster of ``jobs`` worker processes when no address is given).
 
-    Locally, tasks run in threads, or with ``processes`` in fresh worker processes (for work
-    that holds the GIL; started as tasks arrive, and not at all for one job, where a thread
-    does the same without a process's start-up).
+    Locally, tasks run in threads, or with ``processes`` in worker processes (for work that
+    holds the GIL; started as tasks arrive, and not at all for one job, where a thread does the
+    same without a process's start-up). Workers are fresh interpreters, or with ``fork`` copies
+    of this process where that is safe (:func:`_start_method`).
     """
     jobs = job_count(jobs)
     if executor == "local":
@@ -68,7 +70,8 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
         if processes:
             import multiprocessing
 
-            workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+            start = _start_method() if fork else "spawn"
+            workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(start),
                                                         initializer=_start_worker, initargs=(os.getpid(),))
         else:
             workers = local_futures.ThreadPoolExecutor(max_workers=jobs)
@@ -97,6 +100,14 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False):
 
 
 
+def _start_method():
+    """"fork" on Linux from a process running no other Python thread, else "spawn". A forked
+    worker is ready at once, where a spawned one first imports numpy and scipy again (0.6 s,
+    half of protect's whole run on FSDD); but a fork copies every lock as it stands, and one
+    held by another thread would stay held in the child forever."""
+    return "fork" if sys.platform.startswith("linux") and threading.active_count() == 1 else "spawn"
+
+
 def _deaf_to_interrupts(submit):
     """``submit`` starting worker processes (the pool starts them as tasks arrive) with Ctrl-C blocked:
     the calling process alone stops the run, after the batches already running, and the workers
@@ -112,8 +123,8 @@ def _deaf_to_interrupts(submit):
 
 
 def _start_worker(parent):
-    """In a worker process, before numpy loads: one BLAS/OpenMP thread, as the pool runs one process
-    per core; and an exit when ``parent`` is gone (killed with -9, say), which the worker would not
+    """In a worker process: one BLAS/OpenMP thread, as the pool runs one process per core (a spawned
+    worker only: a forked one has numpy loaded already); and an exit when ``parent`` is gone (killed with -9, say), which the worker would not
     notice otherwise: it waits on a task queue whose write end it holds itself."""
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")

@@ -106,7 +106,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                 # a long file's blocks are filtered on every local job's core (files are mostly short)
                 threads = executors.job_count(jobs) if executor == "local" else 1
                 processes = processes and sum(sizes) < PROCESS_MEAN_BYTES * len(sizes)
-                with executors.pool(executor, jobs, scheduler, processes=processes) as workers:
+                with executors.pool(executor, jobs, scheduler, processes=processes, fork=True) as workers:
                     _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, threads,
                          fail_fast, manifest, summary, progress)
         finally:

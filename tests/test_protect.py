@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -66,15 +68,31 @@ def test_same_key_same_bytes_whatever_jobs(mixed_tree, tmp_path, key, streamed, 
     assert tree_bytes(tmp_path / "other")["yes/a.wav"] != tree_bytes(tmp_path / "one")["yes/a.wav"]
 
 
-def test_worker_processes_give_the_same_bytes_and_report_bad_files(mixed_tree, tmp_path, key):
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_worker_processes_give_the_same_bytes_and_report_bad_files(mixed_tree, tmp_path, key, start, monkeypatch):
     (mixed_tree / "no" / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio")
     threads = protect_tree(mixed_tree, tmp_path / "threads", key, jobs=1)
+    monkeypatch.setattr(executors, "_start_method", lambda: start)
     processes = protect_tree(mixed_tree, tmp_path / "processes", key, jobs=2, processes=True)
     assert processes.to_dict()["errors"] == threads.to_dict()["errors"] != []
     assert processes.protected == threads.protected == 5
     assert tree_bytes(tmp_path / "threads") == tree_bytes(tmp_path / "processes")
     assert (tmp_path / "threads" / MANIFEST_NAME).read_text() == \
            (tmp_path / "processes" / MANIFEST_NAME).read_text()
+
+
+def test_workers_are_forked_only_from_a_single_thread():
+    fresh = subprocess.run([sys.executable, "-c", "from poscuda_cli import executors; print(executors._start_method())"],
+                           capture_output=True, text=True, check=True)
+    assert fresh.stdout.strip() == "fork"
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert executors._start_method() == "spawn"
+    finally:
+        release.set()
+        other.join()
 
 
 def test_float_output_does_not_depend_on_the_clock(tmp_path, key):

@@ -48,9 +48,15 @@ def key_for(params, name="bench"):
     return Key(name.encode().ljust(32, b"\0")[:32], params)
 
 
-def timed(fn, repeat):
+def timed(fn, repeat, setup=None):
+    """Best wall time of ``repeat`` runs of ``fn``, each after an untimed ``setup`` and begun with no
+    writes of earlier runs pending (on this VM's disk, writeback of the last run's 3,000 files
+    otherwise lands in the next one's time)."""
     best = float("inf")
     for _ in range(repeat):
+        if setup:
+            setup()
+        os.sync()
         started = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - started)
@@ -94,19 +100,20 @@ def tree_throughput(name, src, work, repeat):
     rows = []
     for jobs in (1, 2):
         copy_dst = os.path.join(work, "copy")
-        base = {run: timed(lambda: (shutil.rmtree(copy_dst, True), copy_tree(src, copy_dst, jobs, copy_file)), repeat)
+        base = {run: timed(lambda: copy_tree(src, copy_dst, jobs, copy_file), repeat,
+                           lambda: shutil.rmtree(copy_dst, True))
                 for run, copy_file in BASELINES.items()}
         sound, byte = base.values()
         rows += [(name, run, jobs, t, sound / t, byte / t) for run, t in base.items()]
         out = os.path.join(work, "out")
         for config, params in CONFIGS.items():  # as the command line runs (worker processes for small files)
             key = key_for(params)
-            t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=jobs, processes=True)),
-                      repeat)
+            t = timed(lambda: protect_tree(src, out, key, jobs=jobs, processes=True), repeat,
+                      lambda: shutil.rmtree(out, True))
             rows.append((name, f"protect {config}", jobs, t, sound / t, byte / t))
         if jobs > 1:  # what worker processes gain over the threads the API uses by default
             key = key_for(STRENGTHS["balanced"])
-            t = timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=jobs)), repeat)
+            t = timed(lambda: protect_tree(src, out, key, jobs=jobs), repeat, lambda: shutil.rmtree(out, True))
             rows.append((name, f"{THREADS_RUN}, threads", jobs, t, sound / t, byte / t))
     shutil.rmtree(os.path.join(work, "copy"), True)
     shutil.rmtree(os.path.join(work, "out"), True)
@@ -188,7 +195,7 @@ def dask_rows(src, work, repeat):
     key, out = key_for(STRENGTHS["balanced"]), os.path.join(work, "dask-out")
 
     def run(**options):
-        return timed(lambda: (shutil.rmtree(out, True), protect_tree(src, out, key, jobs=2, **options)), repeat)
+        return timed(lambda: protect_tree(src, out, key, jobs=2, **options), repeat, lambda: shutil.rmtree(out, True))
 
     local, started = run(processes=True), run(executor="dask")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
@@ -265,7 +272,8 @@ def write(args, trees, kernels, longs, dasks, verifies, help_time, cold, warm):
     lines = ["# Speed", "",
              f"{date.today()} · {platform.machine()} · {os.cpu_count()} cores · Python {platform.python_version()} · "
              f"`python bench/bench_protect.py --long-minutes {' '.join(f'{m:g}' for m in args.long_minutes)}` "
-             f"(`make bench`); best of {args.repeat} runs, baselines run in the same process.", "",
+             f"(`make bench`); best of {args.repeat} runs, baselines run in the same process; each run "
+             "starts after an untimed removal of the last run's output and a `sync`.", "",
              "## protect against a soundfile read + write copy of the same tree", "",
              "The issue's baseline is a soundfile read + write copy; soundfile fsyncs every file it closes "
              "and protect does not (as cp and rsync do not), so the byte copy (no decoding, no fsync) is "

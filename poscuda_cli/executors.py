@@ -99,7 +99,6 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False, fork=Fals
             cluster.close()
 
 
-
 def _start_method():
     """"fork" on Linux from a process running no other Python thread, else "spawn". A forked
     worker is ready at once, where a spawned one first imports numpy and scipy again (0.6 s,
@@ -123,9 +122,10 @@ def _deaf_to_interrupts(submit):
 
 
 def _start_worker(parent):
-    """In a worker process: one BLAS/OpenMP thread, as the pool runs one process per core (a spawned
-    worker only: a forked one has numpy loaded already); and an exit when ``parent`` is gone (killed with -9, say), which the worker would not
-    notice otherwise: it waits on a task queue whose write end it holds itself."""
+    """In a worker process: one BLAS/OpenMP thread, as the pool runs one process per core (in a
+    spawned worker; a forked one has numpy loaded already); and an exit when ``parent`` is gone
+    (killed with -9, say), which the worker would not notice otherwise: it waits on a task queue
+    whose write end it holds itself."""
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()

@@ -82,8 +82,8 @@ def test_worker_processes_give_the_same_bytes_and_report_bad_files(mixed_tree, t
 
 
 def test_workers_are_forked_only_from_a_single_thread():
-    fresh = subprocess.run([sys.executable, "-c", "from poscuda_cli import executors; print(executors._start_method())"],
-                           capture_output=True, text=True, check=True)
+    code = "from poscuda_cli import executors; print(executors._start_method())"
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert fresh.stdout.strip() == "fork"
     release = threading.Event()
     other = threading.Thread(target=release.wait)

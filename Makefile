@@ -45,6 +45,8 @@ results: $(STAMP)
 	$(SWEEP) levels --configs balanced+notches=10+notch_width_hz=145 --keys 3 --shift 0 --models cnn-avg,cnn-flat,raw
 	$(SWEEP) levels --configs strong+low_notches=4+low_notch_width_hz=100,strong+echoes=2 --keys 3 --shift 0 --models raw,cnn-avg
 	$(SWEEP) levels --configs balanced+low_notches=2+depth=0.35 --keys 3 --shift 0 --models raw,cnn-avg
+	$(SWEEP) levels --configs balanced+layout=tile+patch_ms=100 --keys 3 --shift 0 --models cnn-flat,transformer,cnn-avg
+	$(SWEEP) defenses --configs balanced+layout=tile+patch_ms=100 --keys 3 --models cnn-flat,transformer --defenses cmvn
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3,bandstop,cmvn,ogg
 	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses noise
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,lstm,transformer --defenses eq,mp3,bandstop,cmvn,ogg

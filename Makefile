@@ -55,7 +55,7 @@ results: $(STAMP)
 	$(SWEEP) levels --data speech16k --configs balanced,gentle --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(SWEEP) defenses --data speech16k --configs balanced --keys 3 --models cnn-avg,raw --defenses resample8k,noise
-	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw
+	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw,lstm,cnn-flat
 	$(SWEEP) fitted --fit-snr 15 --keys 3
 	$(SWEEP) fitted --data speech16k --fit-snr 15 --keys 3
 	$(BIN)/python bench/efficacy_report.py

@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_protect.py
 
-# docs/results.md's and docs/verify.md's measurements: about 6.5 hours on 2 cores; needs
+# docs/results.md's and docs/verify.md's measurements: about 8.5 hours on 2 cores; needs
 # make install-extras, FSDD beside the project, and espeak-ng + flite for the 16 kHz set.
 # Starts bench/results/efficacy.jsonl afresh (the committed copy is in git).
 SWEEP := $(BIN)/python bench/efficacy_sweep.py

@@ -38,8 +38,9 @@ def protect_tree(src, dst, key, labels=None, jobs=None, force=False, fail_fast=F
     ``key`` is a Key or the path of a key file; ``labels`` a label source (:func:`label_table`,
     :func:`label_pattern`; default: first-level folders). Files run in ``jobs`` threads;
     ``processes=True`` runs them in worker processes where they average under 512 kB, as the
-    command line does (faster on many small files; the calling script needs the
-    ``if __name__ == "__main__":`` guard).
+    command line does (faster on many small files). On Linux, from a script running no other
+    thread, the workers are forked; otherwise they are spawned, and the calling script needs the
+    ``if __name__ == "__main__":`` guard.
     """
     if not hasattr(key, "label_plan"):
         key = load_key(key)

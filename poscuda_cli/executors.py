@@ -62,7 +62,8 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False, fork=Fals
     Locally, tasks run in threads, or with ``processes`` in worker processes (for work that
     holds the GIL; started as tasks arrive, and not at all for one job, where a thread does the
     same without a process's start-up). Workers are fresh interpreters, or with ``fork`` copies
-    of this process where that is safe (:func:`_start_method`).
+    of this process where that is safe (:func:`_start_method`): protect asks for it; verify does
+    not, as its workers may load torch and BLAS thread pools, which want a fresh interpreter.
     """
     jobs = job_count(jobs)
     if executor == "local":

@@ -69,7 +69,8 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     there are, then ``progress(n)`` is called as they finish. ``executor="dask"`` runs
     the files on a Dask cluster (executors.py). Locally, files run in ``jobs`` threads, or
     with ``processes`` in worker processes where the files to do average under
-    PROCESS_MEAN_BYTES (then a script calling this needs the ``if __name__ == "__main__":`` guard).
+    PROCESS_MEAN_BYTES, forked where executors._start_method allows (else spawned, and then a
+    script calling this needs the ``if __name__ == "__main__":`` guard).
     """
     started = time.perf_counter()
     tree.check_paths(src, dst)

@@ -47,15 +47,17 @@ results: $(STAMP)
 	$(SWEEP) levels --configs balanced+low_notches=2+depth=0.35 --keys 3 --shift 0 --models raw,cnn-avg
 	$(SWEEP) levels --configs balanced+layout=tile+patch_ms=100 --keys 3 --shift 0 --models cnn-flat,transformer,cnn-avg
 	$(SWEEP) defenses --configs balanced+layout=tile+patch_ms=100 --keys 3 --models cnn-flat,transformer --defenses cmvn
+	$(BIN)/python bench/glide_probe.py --keys 3
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3,bandstop,cmvn,ogg
 	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses noise
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,lstm,transformer --defenses eq,mp3,bandstop,cmvn,ogg
 	$(SWEEP) defenses --configs strong,gentle --keys 3 --models cnn-avg,raw --defenses noise,eq,bandstop,cmvn,mp3,ogg
 	$(SWEEP) defenses --configs balanced,strong,gentle --keys 3 --models cnn-avg --defenses specaugment --epochs 30
+	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,lstm,transformer --defenses specaugment --epochs 30
 	$(SWEEP) levels --data speech16k --configs balanced,gentle --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(SWEEP) defenses --data speech16k --configs balanced --keys 3 --models cnn-avg,raw --defenses resample8k,noise
-	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw,lstm,cnn-flat
+	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw,lstm,cnn-flat,transformer
 	$(SWEEP) fitted --fit-snr 15 --keys 3
 	$(SWEEP) fitted --data speech16k --fit-snr 15 --keys 3
 	$(BIN)/python bench/efficacy_report.py

@@ -55,15 +55,15 @@ def table(rows, experiment, data, by="shift"):
         return ""
     baseline = "levels" if experiment == "fitted" else experiment  # clean-trained runs are shared
     clean_runs = groups([r for r in rows if r["experiment"] == baseline and r["data"] == data and r["key"] is None],
-                        "model", by)
+                        "model", by, "epochs")
     models = list(dict.fromkeys(r["model"] for r in mine))
     lines = []
-    for (config,), config_rows in groups([r for r in mine if r["key"] is not None], "config").items():
+    for (config, epochs), config_rows in groups([r for r in mine if r["key"] is not None], "config", "epochs").items():
         q = quality(config_rows)
         keys = len({r["key"] for r in config_rows})
         measured = len({r["key"] for r in config_rows if r.get("snr_db") is not None})
         of = f"quality of {measured}: " if measured < keys else ""
-        lines.append(f"\n**{config}** ({keys} keys; {of}mean SNR {q.get('snr_db', float('nan')):.1f} dB, "
+        lines.append(f"\n**{config}**, {epochs} epochs ({keys} keys; {of}mean SNR {q.get('snr_db', float('nan')):.1f} dB, "
                      f"LSD {q.get('lsd_db', float('nan')):.1f} dB, FAD {q.get('fad', float('nan')):.2f}, "
                      f"PESQ {q.get('pesq', float('nan')):.2f})\n")
         variants = list(dict.fromkeys(r[by] for r in config_rows))
@@ -73,7 +73,7 @@ def table(rows, experiment, data, by="shift"):
             cells = []
             for v in variants:
                 clean, protected, _ = cell([r for r in config_rows if r["model"] == model and r[by] == v],
-                                           clean_runs.get((model, v), []))
+                                           clean_runs.get((model, v, epochs), []))
                 cells.append(f"{clean} / **{protected}**" if protected != "-" else "n/a")
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

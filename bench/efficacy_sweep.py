@@ -53,33 +53,45 @@ def keys_for(config, count, params=None):
     return [Key(hashlib.sha256(f"poscuda-results:{config}:{k}".encode()).digest(), params) for k in range(count)]
 
 
-def key_quality(root, split, key, work, jobs=2):
-    """Quality of the protected training set, as ``poscuda verify --perceptual pesq`` reports it."""
+def training_tree(root, split, work):
+    """The training files only, hard-linked under ``work``: the test split stays clean."""
     train = os.path.join(work, "train")
-    protected = os.path.join(work, f"protected-{key.fingerprint}-{os.getpid()}")  # sweeps may run side by side
-    if not os.path.isdir(train):  # the training files only, hard-linked: the test split stays clean
+    if not os.path.isdir(train):
         for rel, _ in labeled_files(root, split, test=False):
             os.makedirs(os.path.dirname(os.path.join(train, rel)), exist_ok=True)
             try:
                 os.link(os.path.join(root, rel), os.path.join(train, rel))
             except OSError:  # another file system
                 shutil.copy2(os.path.join(root, rel), os.path.join(train, rel))
-    shutil.rmtree(protected, ignore_errors=True)
-    protect_tree(train, protected, key, jobs=jobs)
+    return train
+
+
+def tree_quality(train, protected, jobs=2):
+    """Quality of a protected training set, as ``poscuda verify --perceptual pesq`` reports it."""
     summary = verify_trees(train, protected, Plan(("pesq",)), jobs=jobs, processes=True).summary()
-    shutil.rmtree(protected)
     return {"snr_db": summary["snr_db_mean"], "lsd_db": summary["lsd_db_mean"], "fad": summary["fad"],
             "pesq": summary["pesq_mean"], "pesq_mode": summary["pesq_mode"]}
 
 
-def record(args, experiment, config, keys, result, quality):
-    """Append one row per run (key number instead of 'key N'), with that key's quality."""
+def key_quality(root, split, key, work, jobs=2):
+    """Quality of the training set as ``key`` protects it."""
+    train = training_tree(root, split, work)
+    protected = os.path.join(work, f"protected-{key.fingerprint}-{os.getpid()}")  # sweeps may run side by side
+    shutil.rmtree(protected, ignore_errors=True)
+    protect_tree(train, protected, key, jobs=jobs)
+    quality = tree_quality(train, protected, jobs)
+    shutil.rmtree(protected)
+    return quality
+
+
+def record(args, experiment, config, fingerprints, runs, quality):
+    """Append one row per audit run (key number instead of 'key N'), with that key's quality."""
     rows = []
-    for run in result.runs:
+    for run in runs:
         number = int(run.version.split()[1]) - 1 if run.version.startswith("key") else None
         rows.append({"experiment": experiment, "data": args.data, "config": config, "epochs": args.epochs,
                      "model": run.model, "shift": run.shift, "defense": run.defense, "fold": run.fold,
-                     "key": number, "fingerprint": keys[number].fingerprint if number is not None else None,
+                     "key": number, "fingerprint": fingerprints[number] if number is not None else None,
                      "test_accuracy": round(run.test_accuracy, 4), "train_accuracy": round(run.train_accuracy, 4),
                      **(quality[number] if number is not None else {})})
     with open(args.out, "a") as handle:
@@ -119,7 +131,7 @@ def run(args, experiment, config, keys, models, defenses=("none",), groups=None,
     baseline = experiment != "fitted" and not have_baseline(earlier, args, experiment, models, defenses)  # fitted: levels' runs
     result = audit(root, split=None if groups else split, groups=groups, keys=keys, models=models,
                    defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline)
-    rows = record(args, experiment, config, keys, result, quality)
+    rows = record(args, experiment, config, [key.fingerprint for key in keys], result.runs, quality)
     for row in result.rows:
         print(f"{experiment} {args.data} {config} {row.model} shift={row.shift:g} {row.defense}: clean "
               f"{row.clean_accuracy:.1%} protected {row.protected_accuracy:.1%} [{row.protected_min:.1%}-"

@@ -16,6 +16,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUALITY = ("snr_db", "lsd_db", "fad", "pesq")
+EPOCHS = 10  # the plot's training length (longer runs, e.g. for SpecAugment, are tables only)
 
 
 def load(path):
@@ -80,14 +81,15 @@ def table(rows, experiment, data, by="shift"):
 
 
 def frontier(rows, out):
-    """Protected-trained accuracy against PESQ and against SNR: one point per configuration, key and attacker kind."""
+    """Protected-trained accuracy against PESQ and against SNR: one point per configuration, key and attacker kind,
+    all trained for EPOCHS."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     mine = [r for r in rows if r["experiment"] in ("levels", "fitted") and r["data"] == "fsdd" and r["shift"] == 0
-            and r["key"] is not None]
+            and r["key"] is not None and r["epochs"] == EPOCHS]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     colours, labelled = {}, set()
     for (config, key, kind), group in groups(

@@ -23,18 +23,11 @@ from scipy.signal import istft, stft
 from efficacy_sweep import DATA, HERE, record, training_tree, tree_quality
 from poscuda_cli.audit import audit
 from poscuda_cli.audit.data import labeled_files
+from poscuda_cli.features import hz_to_mel, mel_to_hz
 
 CONFIG = "balanced-glide"
 NOTCHES, LOW_HZ, HIGH_HZ, WIDTH_HZ = 6, 1200.0, 7600.0, 200.0  # `balanced`'s notches
 SWING, PERIOD_S = 0.08, (0.3, 1.0)
-
-
-def _mel(hz):
-    return 2595.0 * np.log10(1.0 + hz / 700.0)
-
-
-def _hz(mel):
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
 def draw(rng):
@@ -45,10 +38,10 @@ def draw(rng):
 
 def glide(x, samplerate, notches, nfft=256, hop=32):
     """``x`` with the notches at their place at each STFT frame (cosine-tapered edges)."""
-    low, top = _mel(LOW_HZ), _mel(min(HIGH_HZ, 0.95 * samplerate / 2.0))
+    low, top = hz_to_mel(LOW_HZ), hz_to_mel(min(HIGH_HZ, 0.95 * samplerate / 2.0))
     freqs, times, spectrum = stft(x, samplerate, nperseg=nfft, noverlap=nfft - hop)
     place = notches["rest"][:, None] + SWING * np.sin(2 * np.pi * times / notches["period"] + notches["phase"][:, None])
-    centre = _hz(low + place * (top - low))  # (notches, frames)
+    centre = mel_to_hz(low + place * (top - low))  # (notches, frames)
     half_width = WIDTH_HZ * (700.0 + centre) / 1700.0 / 2.0  # as wide in mel as 200 Hz at 1 kHz
     distance = np.abs(freqs[:, None, None] - centre) / half_width  # (bins, notches, frames)
     edge = np.clip((distance - 0.75) / 0.25, 0.0, 1.0)  # 0 inside, 1 outside, cosine over the outer quarter

@@ -13,18 +13,20 @@ FRAME_S = 0.025
 HOP_S = 0.010
 
 
+def hz_to_mel(hz):
+    """HTK mel scale (the one every mel-spaced thing in poscuda uses: features, notches, curves)."""
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+
 @lru_cache(maxsize=16)
 def mel_filterbank(samplerate, n_fft, n_mels, fmin=20.0, fmax=None):
     """(n_mels, n_fft // 2 + 1) triangular HTK-mel filters."""
     fmax = fmax or samplerate / 2.0
-
-    def to_mel(hz):
-        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
-
-    def to_hz(mel):
-        return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
-
-    edges = to_hz(np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2))
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     bins = np.fft.rfftfreq(n_fft, 1.0 / samplerate)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins - lower) / (centre - lower)

@@ -26,6 +26,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .features import hz_to_mel, mel_to_hz
+
 
 @dataclass(frozen=True)
 class FilterSpec:
@@ -54,16 +56,8 @@ class Notch:
         top = min(self.high_hz, 0.95 * samplerate / 2.0)
         if top <= self.low_hz:
             return None
-        centre = _from_mel(_to_mel(self.low_hz) + self.fraction * (_to_mel(top) - _to_mel(self.low_hz)))
+        centre = mel_to_hz(hz_to_mel(self.low_hz) + self.fraction * (hz_to_mel(top) - hz_to_mel(self.low_hz)))
         return centre, self.width_hz * (700.0 + centre) / 1700.0
-
-
-def _to_mel(hz):
-    return 2595.0 * np.log10(1.0 + hz / 700.0)
-
-
-def _from_mel(mel):
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
 def taps_for(filter_ms, samplerate):
@@ -73,8 +67,7 @@ def taps_for(filter_ms, samplerate):
 
 def curve_anchors(samplerate, count=48):
     """``count`` anchor frequencies from 0 Hz to Nyquist, evenly spaced in mel: a fitted curve's grid."""
-    top = 2595.0 * np.log10(1.0 + samplerate / 2.0 / 700.0)
-    anchors = 700.0 * (10.0 ** (np.linspace(0.0, top, count) / 2595.0) - 1.0)
+    anchors = mel_to_hz(np.linspace(0.0, hz_to_mel(samplerate / 2.0), count))
     anchors[0], anchors[-1] = 0.0, samplerate / 2.0  # exact ends: firwin2 needs 0 and Nyquist
     return tuple(float(f) for f in anchors)
 

@@ -53,7 +53,7 @@ results: $(STAMP)
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,lstm,transformer --defenses eq,mp3,bandstop,cmvn,ogg
 	$(SWEEP) defenses --configs strong,gentle --keys 3 --models cnn-avg,raw --defenses noise,eq,bandstop,cmvn,mp3,ogg
 	$(SWEEP) defenses --configs balanced,strong,gentle --keys 3 --models cnn-avg --defenses specaugment --epochs 30
-	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,lstm,transformer --defenses specaugment --epochs 30
+	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses specaugment --epochs 30
 	$(SWEEP) levels --configs balanced --keys 3 --shift 0 --epochs 30 --models cnn-flat,lstm,transformer
 	$(SWEEP) levels --data speech16k --configs balanced,gentle --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer

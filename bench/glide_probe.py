@@ -23,27 +23,28 @@ from scipy.signal import istft, stft
 from efficacy_sweep import DATA, HERE, record, training_tree, tree_quality
 from poscuda_cli.audit import audit
 from poscuda_cli.audit.data import labeled_files
-from poscuda_cli.features import hz_to_mel, mel_to_hz
+from poscuda_cli.filters import Notch
+from poscuda_cli.params import STRENGTHS
 
 CONFIG = "balanced-glide"
-NOTCHES, LOW_HZ, HIGH_HZ, WIDTH_HZ = 6, 1200.0, 7600.0, 200.0  # `balanced`'s notches
+BALANCED = STRENGTHS["balanced"]  # its notches, which glide here
 SWING, PERIOD_S = 0.08, (0.3, 1.0)
 
 
 def draw(rng):
     """One label's gliding notches: resting places (fractions of the mel range), period, phases."""
-    return {"rest": np.sort(rng.uniform(0.0, 1.0, NOTCHES)), "period": rng.uniform(*PERIOD_S),
-            "phase": rng.uniform(0.0, 2.0 * np.pi, NOTCHES)}
+    return {"rest": np.sort(rng.uniform(0.0, 1.0, BALANCED.notches)), "period": rng.uniform(*PERIOD_S),
+            "phase": rng.uniform(0.0, 2.0 * np.pi, BALANCED.notches)}
 
 
 def glide(x, samplerate, notches, nfft=256, hop=32):
     """``x`` with the notches at their place at each STFT frame (cosine-tapered edges)."""
-    low, top = hz_to_mel(LOW_HZ), hz_to_mel(min(HIGH_HZ, 0.95 * samplerate / 2.0))
     freqs, times, spectrum = stft(x, samplerate, nperseg=nfft, noverlap=nfft - hop)
     place = notches["rest"][:, None] + SWING * np.sin(2 * np.pi * times / notches["period"] + notches["phase"][:, None])
-    centre = mel_to_hz(low + place * (top - low))  # (notches, frames)
-    half_width = WIDTH_HZ * (700.0 + centre) / 1700.0 / 2.0  # as wide in mel as 200 Hz at 1 kHz
-    distance = np.abs(freqs[:, None, None] - centre) / half_width  # (bins, notches, frames)
+    # `balanced`'s notch at each place (Notch.band works elementwise): (notches, frames) centres and widths
+    centre, width = Notch(place, BALANCED.notch_low_hz, BALANCED.notch_high_hz, BALANCED.notch_width_hz,
+                          BALANCED.notch_spacing).band(samplerate)
+    distance = np.abs(freqs[:, None, None] - centre) / (width / 2.0)  # (bins, notches, frames)
     edge = np.clip((distance - 0.75) / 0.25, 0.0, 1.0)  # 0 inside, 1 outside, cosine over the outer quarter
     gain = np.prod(0.5 - 0.5 * np.cos(np.pi * edge), axis=1)
     return istft(spectrum * gain, samplerate, nperseg=nfft, noverlap=nfft - hop)[1][:len(x)]

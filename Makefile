@@ -34,7 +34,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_protect.py
 
-# docs/results.md's and docs/verify.md's measurements: about 10 hours on 2 cores; needs
+# docs/results.md's and docs/verify.md's measurements: about 12 hours on 2 cores; needs
 # make install-extras, FSDD beside the project, and espeak-ng + flite for the 16 kHz set.
 # Starts bench/results/efficacy.jsonl afresh (the committed copy is in git).
 SWEEP := $(BIN)/python bench/efficacy_sweep.py
@@ -55,6 +55,9 @@ results: $(STAMP)
 	$(SWEEP) defenses --configs balanced,strong,gentle --keys 3 --models cnn-avg --defenses specaugment --epochs 30
 	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses specaugment --epochs 30
 	$(SWEEP) levels --configs balanced --keys 3 --shift 0 --epochs 30 --models cnn-flat,lstm,transformer
+	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-avg,cnn-flat,lstm,transformer --defenses noise+specaugment+cmvn --epochs 30
+	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-avg,cnn-flat,lstm,transformer --defenses noise+cmvn
+	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,transformer --defenses noise+specaugment --epochs 30
 	$(SWEEP) levels --data speech16k --configs balanced,gentle --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(SWEEP) defenses --data speech16k --configs balanced --keys 3 --models cnn-avg,raw --defenses resample8k,noise

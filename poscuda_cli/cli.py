@@ -153,6 +153,7 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
                 MFCC/log-mel attackers that train with added noise get 33-49%
       strong    SNR 4 dB, PESQ 3.6, audible colouring: MFCC/log-mel 10-19%, raw-waveform 27%;
                 with added noise still at most 24% (MFCC/log-mel) and 28% (raw)
+      No level stops an attacker who stacks noise, SpecAugment and CMVN (42-86%).
 
     \b
     Examples:
@@ -388,7 +389,7 @@ def _print_verify_summary(summary):
               help="Comma-separated attackers: cnn-avg, cnn-flat, raw, lstm, transformer [all].")
 @click.option("--defense", "defenses", multiple=True, metavar="NAME",
               help="Also train defended attackers (repeatable): eq, bandstop, noise, specaugment, cmvn, mp3, ogg, "
-                   "resample8k.")
+                   "resample8k; join several with '+' to stack them, e.g. noise+specaugment+cmvn.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True)
 @click.option("--shift", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Also train with random time shifts of up to this fraction of the clip.")
@@ -419,7 +420,7 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
       poscuda audit --train fsdd --keys 3 --groups '_([a-z]+)_' --defense bandstop --json > audit.json
     """
     from .audit import audit as run_audit
-    from .audit.defenses import DEFENSES
+    from .audit.defenses import DEFENSES, invalid
     from .audit.main import import_attackers
     from .errors import GateError
     from .key import generate_key
@@ -428,10 +429,10 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
     unknown = [m for m in names if m not in import_attackers().MODELS]
     if unknown:
         raise click.BadParameter(f"unknown attacker(s) {', '.join(unknown)}", param_hint="--models")
-    bad = [d for d in defenses if d not in DEFENSES]
+    bad = invalid(defenses)
     if bad:
-        raise click.BadParameter(f"unknown defense(s) {', '.join(bad)}; choose from {', '.join(DEFENSES[1:])}",
-                                 param_hint="--defense")
+        raise click.BadParameter(f"unknown defense(s) {', '.join(bad)}; choose from {', '.join(DEFENSES[1:])}, "
+                                 "or join distinct ones with '+'", param_hint="--defense")
     if bool(protected_dir) == bool(keys):
         raise click.UsageError("give either --protected DIR or --keys N")
     if not keys and (strength or preset or params):
@@ -453,12 +454,15 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
     else:
         count = result.rows[0].keys
         spread = f"mean [min-max] over {count} keys" if count > 1 else "one key"
-        click.echo(f"{'model':<12}{'shift':>6}  {'defense':<12}{'clean-trained':>14}  protected-trained ({spread})")
+        width = max(12, *(len(row.defense) + 2 for row in result.rows))  # stacked defenses are long
+        click.echo(f"{'model':<12}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
+                   f"protected-trained ({spread})")
         for row in result.rows:
             protected = f"{row.protected_accuracy:6.1%}"
             if row.keys > 1:
                 protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
-            click.echo(f"{row.model:<12}{row.shift:>6.2f}  {row.defense:<12}{row.clean_accuracy:>14.1%}  {protected}")
+            click.echo(f"{row.model:<12}{row.shift:>6.2f}  {row.defense:<{width}}"
+                       f"{row.clean_accuracy:>14.1%}  {protected}")
         folds = result.rows[0].folds
         click.echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
                    f"chance {1 / len(result.labels):.1%}")

@@ -122,14 +122,14 @@ def test_audit_groups_hold_out_each_speaker_and_defenses_apply(tmp_path):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 sf.write(path, 0.3 * np.sin(2 * np.pi * pitch * (1 + 0.03 * i) * t), 8000, subtype="PCM_16")
     args = ["audit", "--train", str(tmp_path / "in"), "--keys", "1", "--groups", "_([a-z]+)_", "--models",
-            "cnn-avg,raw", "--defense", "specaugment", "--defense", "eq", "--defense", "mp3", "--epochs", "1",
+            "cnn-avg,raw", "--defense", "noise+specaugment", "--defense", "eq", "--defense", "mp3", "--epochs", "1",
             "--seconds", "0.5", "-q", "--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {r["fold"] for r in report["runs"]} == {"ann", "bob", "cat"}
     rows = {(r["model"], r["defense"]) for r in report["rows"]}
-    assert rows == {("cnn-avg", d) for d in ("none", "specaugment", "eq", "mp3")} | {
+    assert rows == {("cnn-avg", d) for d in ("none", "noise+specaugment", "eq", "mp3")} | {
         ("raw", d) for d in ("none", "eq", "mp3")}  # SpecAugment needs a spectral front end
     assert all(r["folds"] == 3 for r in report["rows"])
     bad = CliRunner().invoke(main, args[:6] + ["[a-z]+"] + args[7:])
@@ -153,6 +153,30 @@ def test_batch_defenses_change_each_clip_differently():
     assert not np.allclose(defenses.on_dataset("resample8k", at16, 16000), at16, atol=1e-3)
     normalised = defenses.on_features("cmvn", np.random.default_rng(1).normal(3, 2, (2, 50, 20)))
     np.testing.assert_allclose(normalised.mean(axis=1), 0, atol=1e-9)
+
+
+def test_stacked_defense_runs_each_step_in_turn():
+    from poscuda_cli.audit import defenses
+    from poscuda_cli.audit.main import audit
+    from poscuda_cli.errors import PoscudaError
+
+    waves = np.tile(speechlike(0.5, 8000)[:, 0].astype(np.float32), (3, 1))
+    stacked = defenses.on_batch("eq+noise", waves, 8000, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(stacked, defenses.on_batch("noise", defenses.on_batch("eq", waves, 8000, rng),
+                                                             8000, rng))
+    np.testing.assert_array_equal(defenses.on_dataset("noise+mp3", waves[:1], 8000),
+                                  defenses.on_dataset("mp3", waves[:1], 8000))  # batch steps wait for batches
+    features = np.random.default_rng(1).normal(3, 2, (2, 50, 20))
+    np.testing.assert_allclose(defenses.on_features("specaugment+cmvn", features).mean(axis=1), 0, atol=1e-9)
+    assert defenses.invalid(["noise+specaugment+cmvn", "noise+noise", "none+eq", "eq+loud", "mp3"]) == [
+        "noise+noise", "none+eq", "eq+loud"]
+    assert defenses.applies_to("noise+mp3", "wave") and not defenses.applies_to("noise+cmvn", "wave")
+    assert defenses.per_batch("mp3+specaugment") and not defenses.per_batch("mp3+cmvn")
+    with pytest.raises(PoscudaError, match=r"noise\+noise"):
+        audit("unused", keys=[object()], split="x", defenses=("none", "noise+noise"))
+    bad = CliRunner().invoke(main, ["audit", "--train", ".", "--keys", "1", "--split", "x", "--defense", "eq+eq"])
+    assert bad.exit_code == 2 and "eq+eq" in bad.stderr
 
 
 def test_noise_and_specaugment_leave_what_the_test_set_also_has():

@@ -10,8 +10,10 @@
   features normalised to zero mean and unit variance over time: a front end that cancels a
   fixed filter's log-spectral offset).
 
-The defended attacker trains on its defended data and is tested on the clean test set, as a
-real one would be. Clean-trained baselines get the same defense.
+A careful attacker stacks them: ``noise+specaugment+cmvn`` applies each named step at its own
+stage (dataset, batch, log-mel, features), in that order. The defended attacker trains on its
+defended data and is tested on the clean test set, as a real one would be. Clean-trained
+baselines get the same defense.
 """
 
 import io
@@ -26,18 +28,37 @@ FEATURE = ("specaugment", "cmvn")
 DEFENSES = ("none",) + BATCH + FEATURE + DATASET
 
 
+def steps(defense):
+    """The steps of a defense: one name, or several joined by '+'."""
+    return tuple(defense.split("+"))
+
+
+def invalid(defenses):
+    """The names among ``defenses`` that are not a known defense or a stack of known steps."""
+    def ok(name):
+        parts = steps(name)
+        return name == "none" or (len(set(parts)) == len(parts) and set(parts) <= set(DEFENSES[1:]))
+    return [name for name in defenses if not ok(name)]
+
+
 def applies_to(defense, input_kind):
-    """Feature defenses need a spectral front end; the rest apply to every attacker."""
-    return defense not in FEATURE or input_kind != "wave"
+    """Feature steps need a spectral front end; a stack applies where all its steps do."""
+    return input_kind != "wave" or not set(steps(defense)) & set(FEATURE)
+
+
+def per_batch(defense):
+    """Whether the defense draws afresh for every training batch."""
+    return bool(set(steps(defense)) & {*BATCH, "specaugment"})
 
 
 def on_dataset(defense, waves, samplerate):
-    """The training waveforms after a dataset-level defense (others: unchanged)."""
-    if defense in ("mp3", "ogg"):
-        return np.stack([_reencode(w, samplerate, defense) for w in waves])
-    if defense == "resample8k" and samplerate != 8000:
-        round_trip = [resample(resample(w, samplerate, 8000), 8000, samplerate)[:len(w)] for w in waves]
-        return np.asarray(round_trip, np.float32)
+    """The training waveforms after a defense's dataset-level steps (others: unchanged)."""
+    for step in steps(defense):
+        if step in ("mp3", "ogg"):
+            waves = np.stack([_reencode(w, samplerate, step) for w in waves])
+        elif step == "resample8k" and samplerate != 8000:
+            round_trip = [resample(resample(w, samplerate, 8000), 8000, samplerate)[:len(w)] for w in waves]
+            waves = np.asarray(round_trip, np.float32)
     return waves
 
 
@@ -56,8 +77,15 @@ def _reencode(wave, samplerate, defense):
 
 
 def on_batch(defense, waves, samplerate, rng):
-    """A training batch of waveforms after a per-batch defense (others: unchanged)."""
-    if defense == "noise":
+    """A training batch of waveforms after a defense's per-batch steps (others: unchanged)."""
+    for step in steps(defense):
+        if step in BATCH:
+            waves = _batch_step(step, waves, samplerate, rng)
+    return waves
+
+
+def _batch_step(step, waves, samplerate, rng):
+    if step == "noise":
         # over each clip's own extent only: noise in the zero padding would teach "noise floor = training"
         extent = np.cumsum(waves[:, ::-1] != 0, axis=1)[:, ::-1] > 0
         samples = np.maximum(extent.sum(axis=1, keepdims=True), 1)
@@ -65,11 +93,9 @@ def on_batch(defense, waves, samplerate, rng):
         snr = rng.uniform(10.0, 30.0, (len(waves), 1))
         noise = rng.standard_normal(waves.shape) * np.sqrt(power / 10 ** (snr / 10)) * extent
         return (waves + noise).astype(np.float32)
-    if defense not in ("eq", "bandstop"):
-        return waves
     spectrum = np.fft.rfft(waves, axis=1)
     freqs = np.fft.rfftfreq(waves.shape[1], 1.0 / samplerate)
-    gains = np.stack([_eq_curve(freqs, rng) if defense == "eq" else _notches(freqs, rng) for _ in waves])
+    gains = np.stack([_eq_curve(freqs, rng) if step == "eq" else _notches(freqs, rng) for _ in waves])
     return np.fft.irfft(spectrum * gains, waves.shape[1], axis=1).astype(np.float32)
 
 
@@ -91,7 +117,7 @@ def _notches(freqs, rng):
 
 def on_log_mel(defense, mel, rng, masks=2, widest=8):
     """SpecAugment's frequency masking on a batch of (clips, frames, bands) log-mel features."""
-    if defense != "specaugment":
+    if "specaugment" not in steps(defense):
         return mel
     mel = mel.copy()
     for clip in mel:  # masked to the mean level of the clip's sound (not of its padding, at the log floor)
@@ -106,6 +132,6 @@ def on_log_mel(defense, mel, rng, masks=2, widest=8):
 
 def on_features(defense, x):
     """Per-clip mean and variance normalisation over time (``cmvn``) of (clips, frames, dims) features."""
-    if defense != "cmvn":
+    if "cmvn" not in steps(defense):
         return x
     return (x - x.mean(axis=1, keepdims=True)) / (x.std(axis=1, keepdims=True) + 1e-5)

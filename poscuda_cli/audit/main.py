@@ -86,9 +86,10 @@ def audit(train_dir, protected_dir=None, test_dir=None, split=None, groups=None,
         raise PoscudaError("give exactly one of a clean test tree (--test), a --split rule or --groups")
     if protected_dir is None and not keys:
         raise PoscudaError("give a protected copy of the training tree (--protected) or fresh keys (--keys N)")
-    unknown = sorted(set(defenses) - set(defense_steps.DEFENSES))
+    unknown = defense_steps.invalid(defenses)
     if unknown:
-        raise PoscudaError(f"unknown defense(s) {', '.join(unknown)}; choose from {', '.join(defense_steps.DEFENSES)}")
+        raise PoscudaError(f"unknown defense(s) {', '.join(unknown)}; choose from "
+                           f"{', '.join(defense_steps.DEFENSES)}, or join distinct ones with '+'")
     if threads:
         import torch
 
@@ -161,7 +162,7 @@ def front_end(kind, defense, train_waves, test_waves, samplerate):
     if train_x.ndim == 3:
         mean, std = train_x.mean(axis=(0, 1)), train_x.std(axis=(0, 1)) + 1e-6
     batches = None
-    if defense in defense_steps.BATCH or defense == "specaugment":
+    if defense_steps.per_batch(defense):
         def batches(idx, rng):
             return (inputs(train_waves[idx], rng) - mean) / std
     return (train_x - mean) / std, (test_x - mean) / std, batches

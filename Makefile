@@ -48,6 +48,7 @@ results: $(STAMP)
 	$(SWEEP) levels --configs balanced+layout=tile+patch_ms=100 --keys 3 --shift 0 --models cnn-flat,transformer,cnn-avg
 	$(SWEEP) defenses --configs balanced+layout=tile+patch_ms=100 --keys 3 --models cnn-flat,transformer --defenses cmvn
 	$(BIN)/python bench/glide_probe.py --keys 3
+	$(BIN)/python bench/glide_probe.py --keys 3 --models cnn-flat,transformer --defenses noise+specaugment+cmvn --epochs 30
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-avg,raw --defenses eq,noise,mp3,bandstop,cmvn,ogg
 	$(SWEEP) defenses --configs balanced,strong --keys 3 --models cnn-flat,lstm,transformer --defenses noise
 	$(SWEEP) defenses --configs balanced --keys 3 --models cnn-flat,lstm,transformer --defenses eq,mp3,bandstop,cmvn,ogg

@@ -6,9 +6,10 @@ mel-spaced notches per label but lets every notch centre glide sinusoidally over
 period per label in [0.3, 1] s, a phase per notch, +-8% of the notch range), applied as a
 time-varying mask in the STFT domain. It is a probe, not a filter family: `protect` cannot
 make it. Rows go to bench/results/efficacy.jsonl as configuration "balanced-glide" (no defense
-under "levels", cmvn under "defenses"), so the report and the plot include them.
+under "levels", defenses under "defenses"), so the report and the plot include them.
 
     python bench/glide_probe.py --keys 3
+    python bench/glide_probe.py --keys 3 --models cnn-flat,transformer --defenses noise+specaugment+cmvn --epochs 30
 """
 
 import argparse
@@ -63,6 +64,7 @@ def main():
     parser.add_argument("--keys", type=int, default=3)
     parser.add_argument("--models", default="cnn-avg,cnn-flat,transformer")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--defenses", default="none,cmvn", help="comma-separated, as for efficacy_sweep.py")
     parser.add_argument("--work", default="runs/sweep")
     parser.add_argument("--out", default=os.path.join(HERE, "results/efficacy.jsonl"))
     args = parser.parse_args()
@@ -81,12 +83,14 @@ def main():
         protect(train, out, files, filters)
         fingerprints.append(seed[:8].hex())
         quality.append(tree_quality(train, out))
+        defenses = tuple(args.defenses.split(","))
         result = audit(root, protected_dir=out, split=split, models=args.models.split(","),
-                       defenses=("none", "cmvn"), epochs=args.epochs, baseline=False)
+                       defenses=defenses, epochs=args.epochs, baseline=False)
         shutil.rmtree(out)
         for run in result.runs:
             run.version = f"key {number + 1}"
-        for experiment, defense in (("levels", "none"), ("defenses", "cmvn")):
+        for defense in defenses:
+            experiment = "levels" if defense == "none" else "defenses"
             runs = [run for run in result.runs if run.defense == defense]
             record(args, experiment, CONFIG, fingerprints, runs, quality)
             print(experiment, CONFIG, f"key {number}", quality[-1],

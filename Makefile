@@ -62,6 +62,7 @@ results: $(STAMP)
 	$(SWEEP) levels --data speech16k --configs balanced,gentle --keys 3 --shift 0
 	$(SWEEP) levels --data speech16k --configs paper --keys 3 --shift 0 --models cnn-flat,transformer
 	$(SWEEP) defenses --data speech16k --configs balanced --keys 3 --models cnn-avg,raw --defenses resample8k,noise
+	$(SWEEP) defenses --data speech16k --configs balanced --keys 3 --models cnn-flat --defenses noise+specaugment+cmvn --epochs 30
 	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw,lstm,cnn-flat,transformer
 	$(SWEEP) fitted --fit-snr 15 --keys 3
 	$(SWEEP) fitted --data speech16k --fit-snr 15 --keys 3

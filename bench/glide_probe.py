@@ -73,6 +73,7 @@ def main():
     train = training_tree(root, split, os.path.join(args.work, "fsdd"))
     files = labeled_files(train)
     labels = sorted({label for _, label in files})
+    defenses = tuple(args.defenses.split(","))
     fingerprints, quality = [], []
     for number in range(args.keys):
         seed = hashlib.sha256(f"poscuda-results:{CONFIG}:{number}".encode()).digest()
@@ -83,7 +84,6 @@ def main():
         protect(train, out, files, filters)
         fingerprints.append(seed[:8].hex())
         quality.append(tree_quality(train, out))
-        defenses = tuple(args.defenses.split(","))
         result = audit(root, protected_dir=out, split=split, models=args.models.split(","),
                        defenses=defenses, epochs=args.epochs, baseline=False)
         shutil.rmtree(out)

@@ -124,11 +124,32 @@ def _deaf_to_interrupts(submit):
 
 def _start_worker(parent):
     """In a worker process: one BLAS/OpenMP thread, as the pool runs one process per core (in a
-    spawned worker; a forked one has numpy loaded already); and an exit when ``parent`` is gone
-    (killed with -9, say), which the worker would not notice otherwise: it waits on a task queue
-    whose write end it holds itself."""
+    spawned worker; a forked one has numpy loaded already); and death with ``parent``."""
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+    _die_with(parent)
+
+
+# linux/prctl.h: deliver a signal to this process when the thread that started it exits
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent):
+    """End this worker the moment ``parent`` ends, however it ends (kill -9 included).
+
+    A worker waits on a task queue whose write end it holds itself, so it would never notice;
+    left running it would go on writing into OUT and hold OUT's lock, inherited through fork
+    (manifest.OutputLock), so that a rerun is refused. On Linux the kernel kills it with the
+    parent (PR_SET_PDEATHSIG; the pool starts its workers from the thread that runs the pool,
+    which outlives them); elsewhere a thread checks twice a second.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # gone before the request was made
+                os._exit(1)
+            return
     threading.Thread(target=_exit_without, args=(parent,), daemon=True).start()
 
 

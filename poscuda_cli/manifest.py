@@ -11,6 +11,7 @@ path order. ``OUT/.poscuda.lock`` holds an flock while a run is writing.
 import fcntl
 import json
 import os
+import time
 from dataclasses import dataclass
 
 from . import __version__
@@ -114,20 +115,31 @@ def _read(path):
 
 
 class OutputLock:
-    """Exclusive lock on OUT: a second run on the same OUT refuses instead of interleaving."""
+    """Exclusive lock on OUT: a second run on the same OUT refuses instead of interleaving.
 
-    def __init__(self, out_dir):
+    Forked workers share the lock (the same open file), so OUT is free only once no process of
+    the run that holds it is left. Workers die with their run (executors._die_with), a moment
+    after it: a rerun started at once waits up to ``wait`` seconds for that moment.
+    """
+
+    def __init__(self, out_dir, wait=2.0):
         self.path = os.path.join(out_dir, LOCK_NAME)
+        self.wait = wait
         self._fd = None
 
     def __enter__(self):
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise ManifestError(f"{os.path.dirname(self.path)}: another poscuda run is writing here") from None
-        return self
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self._fd)
+                    raise ManifestError(f"{os.path.dirname(self.path)}: another poscuda run is writing here "
+                                        f"(still after {self.wait:g} s)") from None
+                time.sleep(0.02)
 
     def __exit__(self, *exc):
         fcntl.flock(self._fd, fcntl.LOCK_UN)

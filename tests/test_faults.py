@@ -113,32 +113,100 @@ def wait_until_gone(pids, seconds=10):
     return True
 
 
+def descendants_of(pid):
+    """Every living process below ``pid``: its workers, and theirs."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for parent in frontier for c in children_of(parent)]
+        found += children
+        frontier = children
+    return found
+
+
+# Runs the CLI from a process with a second thread, where protect spawns its workers instead of forking.
+SPAWNING = ("import sys, threading; threading.Thread(target=threading.Event().wait, daemon=True).start(); "
+            "from poscuda_cli.cli import main; sys.argv[0] = 'poscuda'; main()")
+
+
+def kill_when(command, ready, timeout=60):
+    """Start ``command``, SIGKILL it once ``ready(its pid)`` holds; returns the pids of what it had started."""
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline and victim.poll() is None and not ready(victim.pid):
+        time.sleep(0.01)
+    workers = descendants_of(victim.pid)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    return workers
+
+
+def still_running(pids):
+    return [pid for pid in pids if (proc_state(Path(f"/proc/{pid}/stat")) or ("Z",))[0] != "Z"]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through Linux's /proc")
-def test_kill_dash_nine_then_rerun_is_identical(tmp_path):
+@pytest.mark.parametrize("start", ["fork", "spawn", "dask"])
+def test_kill_dash_nine_then_immediate_rerun_is_identical(tmp_path, start):
+    if start == "dask":
+        pytest.importorskip("distributed", reason="the dask executor needs the [dask] extra")
     files = {f"{lab}/{i:03d}.wav": ("WAV", "PCM_16", 16000, 1, 1.0) for lab in "abcd" for i in range(150)}
     src = write_tree(tmp_path / "in", files)
     key_path = tmp_path / "k.json"
     write_key(Key(bytes(range(32)), Params()), key_path)
-    command = [sys.executable, "-m", "poscuda_cli", "protect", str(src), None, "--key", str(key_path),
-               "--jobs", "2", "-q"]
-    subprocess.run(command[:5] + [str(tmp_path / "reference")] + command[6:], check=True)
-    victim = subprocess.Popen(command[:5] + [str(tmp_path / "out")] + command[6:])
+    python = [sys.executable, "-c", SPAWNING] if start == "spawn" else [sys.executable, "-m", "poscuda_cli"]
+    executor = ["--executor", "dask"] if start == "dask" else []  # a local cluster of two worker processes
+
+    def command(out):
+        return python + ["protect", str(src), str(out), "--key", str(key_path), "--jobs", "2", "-q"] + executor
+
+    subprocess.run(command(tmp_path / "reference"), check=True)
     manifest = tmp_path / "out" / MANIFEST_NAME
-    deadline = time.time() + 60
-    while time.time() < deadline and victim.poll() is None:
-        if manifest.exists() and len(manifest.read_text().splitlines()) > 30:
-            break
-        time.sleep(0.01)
-    workers = children_of(victim.pid)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert workers and wait_until_gone(workers), "worker processes outlived the killed run"
+    workers = kill_when(command(tmp_path / "out"),
+                        lambda _: manifest.exists() and len(manifest.read_text().splitlines()) > 30)
+    assert len(workers) >= 2, "the run should have started its worker processes"
     done_before = len(files_under(tmp_path / "out"))
     assert 0 < done_before < len(files), "the run should have been killed half-way"
-    subprocess.run(command[:5] + [str(tmp_path / "out")] + command[6:], check=True)
+    rerun = subprocess.run(command(tmp_path / "out"), capture_output=True, text=True)  # at once: no waiting
+    assert rerun.returncode == 0, rerun.stderr
+    assert not still_running(workers), "worker processes outlived the killed run"
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "reference")
     assert not list((tmp_path / "out").rglob("*" + audio.TEMP_SUFFIX))
     assert (tmp_path / "out" / MANIFEST_NAME).read_text() == (tmp_path / "reference" / MANIFEST_NAME).read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through Linux's /proc")
+def test_workers_stop_writing_the_moment_their_run_is_killed(tmp_path):
+    files = {f"a/{i:03d}.wav": ("WAV", "PCM_16", 16000, 1, 1.0) for i in range(400)}
+    src = write_tree(tmp_path / "in", files)
+    key_path = tmp_path / "k.json"
+    write_key(Key(bytes(range(32)), Params()), key_path)
+    out = tmp_path / "out"
+    manifest = out / MANIFEST_NAME
+    workers = kill_when([sys.executable, "-m", "poscuda_cli", "protect", str(src), str(out), "--key", str(key_path),
+                         "--jobs", "2", "-q"], lambda _: manifest.exists() and len(manifest.read_text().splitlines()) > 30)
+    written = set(files_under(out))
+    assert wait_until_gone(workers, seconds=0.1), "the workers should die with their run, not half a second later"
+    time.sleep(0.3)
+    assert set(files_under(out)) == written, "files were renamed into OUT after the run that owned it was killed"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through Linux's /proc")
+def test_kill_dash_nine_of_verify_leaves_no_worker(tmp_path):
+    pytest.importorskip("pystoi", reason="STOI (poscuda[quality]) keeps verify's workers busy long enough")
+    files = {f"{lab}/{i:03d}.wav": ("WAV", "PCM_16", 16000, 1, 1.0) for lab in "ab" for i in range(200)}
+    src = write_tree(tmp_path / "in", files)
+    command = [sys.executable, "-m", "poscuda_cli", "verify", str(src), str(src), "--jobs", "2", "--cache", "none",
+               "--perceptual", "stoi"]
+    seen = []
+
+    def working(pid):  # two workers and a resource tracker, started a second ago: past their start-up
+        if len(descendants_of(pid)) >= 3:
+            seen.append(time.time())
+        return bool(seen) and time.time() - seen[0] > 1.0
+
+    workers = kill_when(command, working)
+    assert len(workers) >= 2, "verify should have started its worker processes"
+    assert wait_until_gone(workers, seconds=0.1), "verify's workers outlived the killed run"
 
 
 def test_disk_full_leaves_no_corrupt_file_and_resumes(tmp_path, key, monkeypatch):

@@ -220,6 +220,21 @@ def test_second_run_on_same_out_refuses(mixed_tree, tmp_path, key):
     assert isinstance(result[0], ManifestError) and "another poscuda run" in str(result[0])
 
 
+def test_a_lock_let_go_within_moments_is_waited_for(tmp_path):
+    """A rerun started as the killed run's last worker dies waits for it instead of refusing."""
+    held = OutputLock(str(tmp_path))
+    held.__enter__()
+    timer = threading.Timer(0.3, held.__exit__)
+    timer.start()
+    started = time.monotonic()
+    with OutputLock(str(tmp_path), wait=2.0):
+        assert 0.25 < time.monotonic() - started < 1.5
+    timer.join()
+    with OutputLock(str(tmp_path)):
+        with pytest.raises(ManifestError, match="still after 0.2 s"):
+            OutputLock(str(tmp_path), wait=0.2).__enter__()
+
+
 def _try(src, dst, key):
     try:
         return protect_tree(src, dst, key)

@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # audit's attacker models and the quality extra need torch (CI passes TORCH=torch==2.13.0, a CPU build);
-# --executor dask needs dask; verify --perceptual/--report need the quality extra.
+# --executor dask needs dask; verify --perceptual/--report need the quality extra; audit's
+# pretrained-encoder attackers need the encoders extra.
 TORCH ?= torch
 STAMP := $(VENV)/.installed
 
@@ -17,7 +18,7 @@ $(STAMP): setup.cfg setup.py
 install: $(STAMP)
 
 install-extras: $(STAMP)
-	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,dask,quality,test]'
+	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,encoders,dask,quality,test]'
 
 example: $(STAMP)
 	$(BIN)/poscuda keygen --force -o example-key.json

@@ -25,9 +25,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from poscuda_cli.audit import attackers, audit  # noqa: E402
+from poscuda_cli.audit import audit  # noqa: E402
 from poscuda_cli.audit.defenses import applies_to  # noqa: E402
 from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
+from poscuda_cli.audit.models import INPUTS, SCRATCH  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
 from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
@@ -37,7 +38,7 @@ DATA = {  # root, standard test split, speaker groups
     "fsdd": (os.path.join(HERE, "../../shared/data/fsdd"), r"_[0-4]\.wav$", r"^\d_([a-z]+)_"),
     "speech16k": ("runs/speech16k", r"_(en-029|rms)[-_]", None),
 }
-MODELS = ("cnn-avg", "cnn-flat", "raw", "lstm", "transformer")
+MODELS = tuple(SCRATCH)
 QUALITY = ("snr_db", "lsd_db", "fad", "pesq", "pesq_mode")
 
 
@@ -112,7 +113,7 @@ def have_baseline(rows, args, experiment, models, defenses):
     model and defense."""
     done = {(r["model"], r["defense"]) for r in rows if r["experiment"] == experiment and r["data"] == args.data
             and r["epochs"] == args.epochs and r["key"] is None}
-    return {(m, d) for m in models for d in defenses if applies_to(d, attackers.INPUTS[m])} <= done
+    return {(m, d) for m in models for d in defenses if applies_to(d, INPUTS[m])} <= done
 
 
 def quality_of(rows, args, key, root, split):

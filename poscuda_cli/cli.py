@@ -386,11 +386,15 @@ def _print_verify_summary(summary):
               help="Instead of --test: hold out each group in turn; REGEX's first group on a file name names its "
                    "group, e.g. '_([a-z]+)_' for FSDD's speakers.")
 @click.option("--models", default=None, metavar="LIST",
-              help="Comma-separated attackers: cnn-avg, cnn-flat, raw, lstm, transformer [all].")
+              help="Comma-separated attackers. From scratch: cnn-avg, cnn-flat, raw, lstm, transformer; on a "
+                   "frozen pretrained encoder (poscuda[encoders]): kws-linear, kws-mlp, speaker-linear "
+                   "[all of them, and cnn-flat under --defense recipe].")
 @click.option("--defense", "defenses", multiple=True, metavar="NAME",
-              help="Also train defended attackers (repeatable): eq, bandstop, noise, specaugment, cmvn, mp3, ogg, "
+              help="Also train defended attackers (repeatable): recipe (the standard speech recipe: noise, "
+                   "SpecAugment with time masks, CMVN), eq, bandstop, noise, specaugment, cmvn, mp3, ogg, "
                    "resample8k; join several with '+' to stack them, e.g. noise+specaugment+cmvn.")
-@click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=None,
+              help="Epochs of a model trained from scratch [15; 30 under a defense that augments each batch].")
 @click.option("--shift", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Also train with random time shifts of up to this fraction of the clip.")
 @click.option("--seconds", type=click.FloatRange(0.05, 60), default=1.0, show_default=True,
@@ -411,24 +415,28 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
 
     With --keys N the training tree is protected in memory with N fresh keys (of
     --strength, --preset and --param) and each attacker's accuracy is given as the
-    mean, min and max over keys: one key is one draw, not evidence.
+    mean, min and max over keys: one key is one draw, not evidence. By default every
+    attacker runs (models trained from scratch, heads on frozen pretrained encoders,
+    cnn-flat under the standard speech recipe) and the table ends with the strongest.
 
     \b
     Examples:
       poscuda audit --train in/train --protected out/train --test in/test
       poscuda audit --train fsdd --keys 3 --split '_[0-4]\\.wav$' --models cnn-avg,raw
+      poscuda audit --train fsdd --keys 3 --split '_[0-4]\\.wav$' --models kws-linear,kws-mlp
+      poscuda audit --train fsdd --keys 3 --split '_[0-4]\\.wav$' --models cnn-flat --defense recipe
       poscuda audit --train fsdd --keys 3 --groups '_([a-z]+)_' --defense bandstop --json > audit.json
     """
     from .audit import audit as run_audit
     from .audit.defenses import DEFENSES, invalid
-    from .audit.main import import_attackers
+    from .audit.models import MODELS, unknown
     from .errors import GateError
     from .key import generate_key
 
-    names = [m.strip() for m in models.split(",")] if models else list(import_attackers().MODELS)
-    unknown = [m for m in names if m not in import_attackers().MODELS]
-    if unknown:
-        raise click.BadParameter(f"unknown attacker(s) {', '.join(unknown)}", param_hint="--models")
+    names = [m.strip() for m in models.split(",")] if models else None
+    if names and unknown(names):
+        raise click.BadParameter(f"unknown attacker(s) {', '.join(unknown(names))}; choose from {', '.join(MODELS)}",
+                                 param_hint="--models")
     bad = invalid(defenses)
     if bad:
         raise click.BadParameter(f"unknown defense(s) {', '.join(bad)}; choose from {', '.join(DEFENSES[1:])}, "
@@ -444,9 +452,10 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
                           label_column if test_table else None, delimiter if test_table else None,
                           label_pattern) if test_dir else None
     fresh = [generate_key(_key_params(strength, preset, params)) for _ in range(keys or 0)]
-    with _progress_bar(None, quiet, unit="epoch") as bar:
+    with _progress_bar(None, quiet, unit="step") as bar:
         result = run_audit(train_dir, protected_dir, test_dir, split, groups, fresh, names,
-                           ("none",) + tuple(d for d in defenses if d != "none"), epochs, seed, shift, seconds,
+                           ("none",) + tuple(d for d in defenses if d != "none") if defenses else None, epochs,
+                           seed, shift, seconds,
                            threads=threads, progress=lambda: bar.update(1), on_total=_set_total(bar),
                            labels=labels, test_labels=test_labels)
     if as_json:
@@ -454,18 +463,23 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
     else:
         count = result.rows[0].keys
         spread = f"mean [min-max] over {count} keys" if count > 1 else "one key"
+        named = max(12, *(len(row.model) + 2 for row in result.rows))
         width = max(12, *(len(row.defense) + 2 for row in result.rows))  # stacked defenses are long
-        click.echo(f"{'model':<12}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
+        click.echo(f"{'model':<{named}}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
                    f"protected-trained ({spread})")
         for row in result.rows:
             protected = f"{row.protected_accuracy:6.1%}"
             if row.keys > 1:
                 protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
-            click.echo(f"{row.model:<12}{row.shift:>6.2f}  {row.defense:<{width}}"
+            click.echo(f"{row.model:<{named}}{row.shift:>6.2f}  {row.defense:<{width}}"
                        f"{row.clean_accuracy:>14.1%}  {protected}")
         folds = result.rows[0].folds
         click.echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
                    f"chance {1 / len(result.labels):.1%}")
-    worst = max(row.protected_accuracy for row in result.rows)
+        best = result.strongest
+        click.echo(f"strongest attacker: {best.model}{'' if best.defense == 'none' else ' under ' + best.defense}"
+                   f"{f' (shift {best.shift:g})' if best.shift else ''}, {best.protected_accuracy:.1%} "
+                   f"protected-trained against {best.clean_accuracy:.1%} clean-trained")
+    worst = result.strongest.protected_accuracy
     if max_accuracy is not None and worst > max_accuracy:
         raise GateError(f"a protected-trained model reached {worst:.1%} > --max-accuracy {max_accuracy:.1%}")

@@ -200,6 +200,39 @@ def test_noise_and_specaugment_leave_what_the_test_set_also_has():
         np.testing.assert_allclose(clip[where], original[original > original.min()].mean(), rtol=1e-6)
 
 
+def test_recipe_is_noise_then_time_and_frequency_masks_then_cmvn():
+    from poscuda_cli import features
+    from poscuda_cli.audit import defenses
+
+    waves = np.tile(speechlike(0.5, 8000)[:, 0].astype(np.float32), (2, 1))
+    for colour in (0.0, 2.0):
+        for snr in (3.0, 17.0):
+            noisy = defenses._add_noise(waves, np.full((2, 1), snr), np.full((2, 1), colour), np.random.default_rng(1))
+            measured = 10 * np.log10(np.sum(waves ** 2, axis=1) / np.sum((noisy - waves) ** 2, axis=1))
+            np.testing.assert_allclose(measured, snr, atol=0.5)
+        spectrum = np.abs(np.fft.rfft(noisy - waves, axis=1)) ** 2
+        low, high = spectrum[:, 1:250].mean(), spectrum[:, 1000:2000].mean()  # below 500 Hz, 2-4 kHz
+        assert (low / high > 30) if colour else (0.5 < low / high < 2), (colour, low / high)
+    batch = np.tile(waves[:1], (200, 1))
+    noisy = defenses.on_batch("recipe", batch, 8000, np.random.default_rng(2))
+    snrs = 10 * np.log10(np.sum(batch ** 2, axis=1) / np.sum((noisy - batch) ** 2, axis=1))
+    assert snrs.min() > -0.5 and snrs.max() < 20.5 and snrs.min() < 3 and snrs.max() > 17
+    mel = features.log_mel(batch[:50], 8000)
+    masked = defenses.on_log_mel("recipe", mel, np.random.default_rng(4))
+    frames = (masked != mel).all(axis=2).sum(axis=1)  # whole frames masked: the time masks
+    bands = (masked != mel).all(axis=1).sum(axis=1)  # whole bands masked: the frequency masks
+    assert frames.max() <= 20 and frames.mean() > 5 and bands.max() <= 16 and bands.mean() > 3
+    assert not (defenses.on_log_mel("specaugment", mel, np.random.default_rng(4)) != mel).all(axis=2).any()
+    normalised = defenses.on_features("recipe", np.random.default_rng(1).normal(3, 2, (2, 50, 20)))
+    np.testing.assert_allclose(normalised.mean(axis=1), 0, atol=1e-9)
+    np.testing.assert_allclose(normalised.std(axis=1), 1, atol=1e-4)
+    assert defenses.invalid(["recipe", "recipe+eq", "mp3+recipe", "recipe+noise", "recipe+cmvn",
+                             "recipe+specaugment", "recipe+recipe"]) == [
+        "recipe+noise", "recipe+cmvn", "recipe+specaugment", "recipe+recipe"]
+    assert defenses.per_batch("recipe") and not defenses.applies_to("recipe", "wave")
+    assert defenses.applies_to("recipe", "mfcc") and not defenses.applies_to("recipe", "kws")
+
+
 @pytest.mark.slow
 def test_protection_hurts_generalisation_on_fsdd(fsdd):
     """Protect FSDD in memory with a fixed balanced key, train the LSTM attacker: protected-trained must be far worse."""

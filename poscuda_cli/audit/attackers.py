@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-INPUTS = {"cnn-avg": "mfcc", "cnn-flat": "mfcc", "raw": "wave", "lstm": "mfcc", "transformer": "logmel"}
+from .models import SCRATCH
+
+INPUTS = SCRATCH
 MODELS = tuple(INPUTS)
 
 

@@ -11,9 +11,12 @@
   fixed filter's log-spectral offset).
 
 A careful attacker stacks them: ``noise+specaugment+cmvn`` applies each named step at its own
-stage (dataset, batch, log-mel, features), in that order. The defended attacker trains on its
-defended data and is tested on the clean test set, as a real one would be. Clean-trained
-baselines get the same defense.
+stage (dataset, batch, log-mel, features), in that order. ``recipe`` is the standard speech
+recipe (the defaults of SpeechBrain-, ESPnet- and Kaldi-style pipelines), itself a stack:
+noise at 0-20 dB SNR per clip, white, pink or brown with equal chance; SpecAugment with two
+frequency masks (up to 8 of 40 mel bands) and two time masks (up to 10 frames, 100 ms, each);
+then CMVN. The defended attacker trains on its defended data and is tested on the clean test
+set, as a real one would be. Clean-trained baselines get the same defense.
 """
 
 import io
@@ -23,32 +26,37 @@ import numpy as np
 from ..audio import resample
 
 DATASET = ("mp3", "ogg", "resample8k")
-BATCH = ("eq", "bandstop", "noise")
-FEATURE = ("specaugment", "cmvn")
-DEFENSES = ("none",) + BATCH + FEATURE + DATASET
+BATCH = ("eq", "bandstop", "noise", "recipe-noise")
+FEATURE = ("specaugment", "recipe-masks", "cmvn")
+DEFENSES = ("none", "eq", "bandstop", "noise", "specaugment", "cmvn", "recipe") + DATASET
+RECIPE = ("recipe-noise", "recipe-masks", "cmvn")
+_SAME_KIND = {"recipe-noise": "noise", "recipe-masks": "specaugment"}  # two of one kind make no sense
 
 
 def steps(defense):
-    """The steps of a defense: one name, or several joined by '+'."""
-    return tuple(defense.split("+"))
+    """The steps of a defense: one name, or several joined by '+' (``recipe`` stands for its three)."""
+    return tuple(step for name in defense.split("+") for step in (RECIPE if name == "recipe" else (name,)))
 
 
 def invalid(defenses):
-    """The names among ``defenses`` that are not a known defense or a stack of known steps."""
+    """The names among ``defenses`` that are not a known defense or a stack of distinct known steps."""
     def ok(name):
-        parts = steps(name)
-        return name == "none" or (len(set(parts)) == len(parts) and set(parts) <= set(DEFENSES[1:]))
+        kinds = [_SAME_KIND.get(step, step) for step in steps(name)]
+        return name == "none" or (set(name.split("+")) <= set(DEFENSES[1:]) and len(set(kinds)) == len(kinds))
     return [name for name in defenses if not ok(name)]
 
 
 def applies_to(defense, input_kind):
-    """Feature steps need a spectral front end; a stack applies where all its steps do."""
+    """Feature steps need a spectral front end; a stack applies where all its steps do. A head on a
+    frozen encoder's embeddings (kws, speaker) is trained on the embeddings of the set as it is."""
+    if input_kind in ("kws", "speaker"):
+        return defense == "none"
     return input_kind != "wave" or not set(steps(defense)) & set(FEATURE)
 
 
 def per_batch(defense):
     """Whether the defense draws afresh for every training batch."""
-    return bool(set(steps(defense)) & {*BATCH, "specaugment"})
+    return bool(set(steps(defense)) & {*BATCH, "specaugment", "recipe-masks"})
 
 
 def on_dataset(defense, waves, samplerate):
@@ -86,17 +94,30 @@ def on_batch(defense, waves, samplerate, rng):
 
 def _batch_step(step, waves, samplerate, rng):
     if step == "noise":
-        # over each clip's own extent only: noise in the zero padding would teach "noise floor = training"
-        extent = np.cumsum(waves[:, ::-1] != 0, axis=1)[:, ::-1] > 0
-        samples = np.maximum(extent.sum(axis=1, keepdims=True), 1)
-        power = np.sum(waves.astype(np.float64) ** 2, axis=1, keepdims=True) / samples
-        snr = rng.uniform(10.0, 30.0, (len(waves), 1))
-        noise = rng.standard_normal(waves.shape) * np.sqrt(power / 10 ** (snr / 10)) * extent
-        return (waves + noise).astype(np.float32)
+        return _add_noise(waves, rng.uniform(10.0, 30.0, (len(waves), 1)), np.zeros((len(waves), 1)), rng)
+    if step == "recipe-noise":
+        return _add_noise(waves, rng.uniform(0.0, 20.0, (len(waves), 1)),
+                          rng.choice([0.0, 1.0, 2.0], (len(waves), 1)), rng)
     spectrum = np.fft.rfft(waves, axis=1)
     freqs = np.fft.rfftfreq(waves.shape[1], 1.0 / samplerate)
     gains = np.stack([_eq_curve(freqs, rng) if step == "eq" else _notches(freqs, rng) for _ in waves])
     return np.fft.irfft(spectrum * gains, waves.shape[1], axis=1).astype(np.float32)
+
+
+def _add_noise(waves, snr_db, colour, rng):
+    """Noise at ``snr_db`` over each clip's own extent (noise in the zero padding would teach "noise
+    floor = training"), its power falling as 1/f**colour: 0 white, 1 pink, 2 brown."""
+    extent = np.cumsum(waves[:, ::-1] != 0, axis=1)[:, ::-1] > 0
+    samples = np.maximum(extent.sum(axis=1, keepdims=True), 1)
+    power = np.sum(waves.astype(np.float64) ** 2, axis=1, keepdims=True) / samples
+    noise = rng.standard_normal(waves.shape)
+    if np.any(colour):
+        bins = np.arange(waves.shape[1] // 2 + 1, dtype=np.float64)
+        gain = np.where(bins > 0, np.maximum(bins, 1.0) ** (-colour / 2), 0.0)
+        noise = np.fft.irfft(np.fft.rfft(noise, axis=1) * gain, waves.shape[1], axis=1)
+        noise /= np.sqrt(np.mean(noise ** 2, axis=1, keepdims=True))  # unit power, as white noise has
+    noise = noise * np.sqrt(power / 10 ** (snr_db / 10)) * extent
+    return (waves + noise).astype(np.float32)
 
 
 def _eq_curve(freqs, rng, points=8, max_db=12.0):
@@ -115,10 +136,13 @@ def _notches(freqs, rng):
     return gains
 
 
-def on_log_mel(defense, mel, rng, masks=2, widest=8):
-    """SpecAugment's frequency masking on a batch of (clips, frames, bands) log-mel features."""
-    if "specaugment" not in steps(defense):
+def on_log_mel(defense, mel, rng, masks=2, widest=8, time_masks=2, longest=10):
+    """SpecAugment on a batch of (clips, frames, bands) log-mel features: ``masks`` frequency masks
+    of up to ``widest`` bands, and with the recipe also ``time_masks`` of up to ``longest`` frames."""
+    chosen = set(steps(defense))
+    if not chosen & {"specaugment", "recipe-masks"}:
         return mel
+    times = time_masks if "recipe-masks" in chosen else 0
     mel = mel.copy()
     for clip in mel:  # masked to the mean level of the clip's sound (not of its padding, at the log floor)
         floor = clip.min()
@@ -127,6 +151,10 @@ def on_log_mel(defense, mel, rng, masks=2, widest=8):
             width = rng.integers(0, widest + 1)
             start = rng.integers(0, clip.shape[1] - width + 1)
             clip[:, start:start + width] = level
+        for _ in range(times):
+            length = rng.integers(0, longest + 1)
+            start = rng.integers(0, clip.shape[0] - length + 1)
+            clip[start:start + length] = level
     return mel
 
 

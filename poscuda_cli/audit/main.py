@@ -3,9 +3,10 @@
 Each attacker is trained from the same seed on the clean training set and on each protected
 version of it -- a protected tree on disk, or the training set protected in memory by each of
 N fresh keys -- and tested on clean audio: a test tree, the training files a ``split``
-pattern picks, or, with ``groups``, each group (e.g. speaker) held out in turn. ``defenses``
-trains defended attackers too. Every training run is kept; rows give the mean over folds and
-the mean, min and max over keys.
+pattern picks, or, with ``groups``, each group (e.g. speaker) held out in turn. Attackers are
+models trained from scratch (attackers.py) and small heads on frozen pretrained encoders
+(encoders.py, probes.py); ``defenses`` trains defended attackers too. Every training run is
+kept; rows give the mean over folds and the mean, min and max over keys.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,9 +14,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import features
-from ..errors import MissingExtraError, PoscudaError
+from ..errors import LabelsError, MissingExtraError, PoscudaError
 from . import defenses as defense_steps
+from . import encoders, probes
 from .data import groups_of, label_indices, labeled_files, read_clips, waves
+from .models import DEFAULT_PLAN, INPUTS, MODELS, PRETRAINED, unknown
+
+EPOCHS = 15
+AUGMENTED_EPOCHS = 30  # a defense that augments every batch learns slower: 15 epochs left it underfitting
 
 
 @dataclass
@@ -49,8 +55,13 @@ class AuditResult:
     rows: list
     runs: list
 
+    @property
+    def strongest(self):
+        """The row whose protected-trained attacker scores highest: what the protection is worth."""
+        return max(self.rows, key=lambda row: row.protected_accuracy)
+
     def to_dict(self):
-        return {"labels": self.labels, "chance": 1 / len(self.labels),
+        return {"labels": self.labels, "chance": 1 / len(self.labels), "strongest": asdict(self.strongest),
                 "rows": [asdict(r) for r in self.rows], "runs": [asdict(r) for r in self.runs]}
 
 
@@ -58,7 +69,8 @@ class AuditResult:
 class Fold:
     name: str
     train: np.ndarray  # indices of the training clips
-    test_waves: np.ndarray
+    test_set: str  # "test", or "clean" when the test clips are held-out training clips
+    test: np.ndarray  # indices of the test clips in that set
     test_labels: np.ndarray
 
 
@@ -70,74 +82,144 @@ def import_attackers():
     return attackers
 
 
+def plan(models=None, defenses=None):
+    """The (model, defense) pairs to train: each model under each defense that applies to it;
+    with neither given, DEFAULT_PLAN (every attacker, and the standard recipe's strongest)."""
+    if models is None and defenses is None:
+        return list(DEFAULT_PLAN)
+    models, defenses = list(models or MODELS), list(defenses or ("none",))
+    bad = unknown(models)
+    if bad:
+        raise PoscudaError(f"unknown attacker(s) {', '.join(bad)}; choose from {', '.join(MODELS)}")
+    bad = defense_steps.invalid(defenses)
+    if bad:
+        raise PoscudaError(f"unknown defense(s) {', '.join(bad)}; choose from "
+                           f"{', '.join(defense_steps.DEFENSES)}, or join distinct ones with '+'")
+    pairs = [(m, d) for d in defenses for m in models if defense_steps.applies_to(d, INPUTS[m])]
+    if not pairs:
+        raise PoscudaError(f"no defense among {', '.join(defenses)} applies to {', '.join(models)} (feature steps "
+                           "need a spectral front end; heads on pretrained encoders train undefended)")
+    return pairs
+
+
+def epochs_for(defense, epochs=None):
+    """``epochs``, or by default EPOCHS, and AUGMENTED_EPOCHS under a defense that augments each batch."""
+    return epochs or (AUGMENTED_EPOCHS if defense_steps.per_batch(defense) else EPOCHS)
+
+
 def audit(train_dir, protected_dir=None, test_dir=None, split=None, groups=None, keys=(), models=None,
-          defenses=("none",), epochs=15, seed=0, shift=0.0, seconds=1.0, samplerate=None, threads=None,
+          defenses=None, epochs=None, seed=0, shift=0.0, seconds=1.0, samplerate=None, threads=None,
           progress=None, on_total=None, labels=None, test_labels=None, baseline=True):
     """Train and test every attacker on every version and fold; returns an AuditResult.
 
+    ``models`` and ``defenses`` (default: DEFAULT_PLAN) are trained as every pair that applies.
     ``baseline=False`` skips the clean-trained attackers (a sweep that has them already);
     rows then carry NaN as their clean accuracy.
     ``labels`` names the training files' labels, ``test_labels`` the test tree's (both label
     sources from labels.py; default: first-level folders). ``on_total(n)`` is told how many
-    epochs will be trained, ``progress()`` after each.
+    steps (epochs of a model trained from scratch, fits of a head) will be trained, ``progress()``
+    after each.
     """
-    attackers = import_attackers()
+    pairs = plan(models, defenses)
     if sum(x is not None for x in (test_dir, split, groups)) != 1:
         raise PoscudaError("give exactly one of a clean test tree (--test), a --split rule or --groups")
     if protected_dir is None and not keys:
         raise PoscudaError("give a protected copy of the training tree (--protected) or fresh keys (--keys N)")
-    unknown = defense_steps.invalid(defenses)
-    if unknown:
-        raise PoscudaError(f"unknown defense(s) {', '.join(unknown)}; choose from "
-                           f"{', '.join(defense_steps.DEFENSES)}, or join distinct ones with '+'")
-    if threads:
+    attackers = import_attackers() if any(m not in PRETRAINED for m, _ in pairs) else None
+    for kind in sorted({PRETRAINED[m] for m, _ in pairs if m in PRETRAINED}):
+        encoders.require(kind)
+    if threads and attackers:
         import torch
 
         torch.set_num_threads(threads)
-    models = list(models or attackers.MODELS)
     train_files = labeled_files(train_dir, split, test=False, labels=labels)
     classes = sorted({label for _, label in train_files})
+    if len(classes) < 2:
+        raise LabelsError(f"{train_dir}: every training file has the label {classes[0]!r}; an attacker needs "
+                          "two labels or more to learn")
     index = {label: i for i, label in enumerate(classes)}
     clean = read_clips(train_dir, train_files)
     rate = samplerate or clean.samplerate
     targets = label_indices(clean.labels, index, train_dir)
-    clean_waves = waves(clean, rate, seconds)
-    versions = {"clean": clean_waves} if baseline else {}
+    sets = {"clean": clean}
     if protected_dir is not None:
-        versions["protected"] = waves(read_clips(protected_dir, train_files), rate, seconds)
+        sets["protected"] = read_clips(protected_dir, train_files)
     for number, key in enumerate(keys, 1):
-        versions[f"key {number}"] = waves(clean.protected(key), rate, seconds)
-    folds = _folds(clean, clean_waves, targets, test_dir, split, groups, index, rate, seconds,
-                   test_labels if test_dir else labels)
-    work = [(defense, fold, model, s) for defense in defenses for fold in folds for model in models
-            for s in sorted({0.0, shift}) if defense_steps.applies_to(defense, attackers.INPUTS[model])]
+        sets[f"key {number}"] = clean.protected(key)
+    versions = list(sets) if baseline else [v for v in sets if v != "clean"]
+    folds = _folds(clean, targets, test_dir, split, groups, index, sets, test_labels if test_dir else labels)
+    inputs = _Inputs(sets, rate, seconds, threads)
+    work = [(d, fold, m, s) for d in dict.fromkeys(d for _, d in pairs) for fold in folds
+            for m in (m for m, dd in pairs if dd == d)
+            for s in (sorted({0.0, shift}) if m not in PRETRAINED else [0.0])]
     if on_total:
-        on_total(len(work) * len(versions) * epochs)
-    runs, defended = [], {}
+        on_total(len(versions) * sum(1 if m in PRETRAINED else epochs_for(d, epochs) for d, _, m, _ in work))
+    runs = []
     for defense, fold, model, s in work:
-        if defense not in defended:
-            defended = {defense: {name: defense_steps.on_dataset(defense, w, rate) for name, w in versions.items()}}
-        for version, train_waves in defended[defense].items():
-            train_x, test_x, batches = front_end(attackers.INPUTS[model], defense, train_waves[fold.train],
-                                                 fold.test_waves, rate)
-            fit, accuracy = attackers.train_and_test(
-                model, train_x, targets[fold.train], test_x, fold.test_labels, len(classes), epochs=epochs,
-                seed=seed, shift=s, progress=progress, batches=batches)
+        for version in versions:
+            if model in PRETRAINED:
+                x, test_x = inputs.embeddings(version, model), inputs.embeddings(fold.test_set, model)
+                fit, accuracy = probes.train_and_test(model, x[fold.train], targets[fold.train], test_x[fold.test],
+                                                      fold.test_labels, seed=seed)
+                if progress:
+                    progress()
+            else:
+                train_x, test_x, batches = front_end(INPUTS[model], defense,
+                                                     inputs.defended(version, defense)[fold.train],
+                                                     inputs.waves(fold.test_set)[fold.test], rate)
+                fit, accuracy = attackers.train_and_test(
+                    model, train_x, targets[fold.train], test_x, fold.test_labels, len(classes),
+                    epochs=epochs_for(defense, epochs), seed=seed, shift=s, progress=progress, batches=batches)
             runs.append(Run(model, s, defense, fold.name, version, fit, accuracy))
     return AuditResult(classes, summarise(runs), runs)
 
 
-def _folds(clean, clean_waves, targets, test_dir, split, groups, index, rate, seconds, test_labels):
+class _Inputs:
+    """What attackers eat, computed once per set of clips: waveforms for models trained from
+    scratch (and their dataset-level defenses, for one defense at a time), embeddings for heads
+    on pretrained encoders (the clean set's serve every key)."""
+
+    def __init__(self, sets, rate, seconds, threads):
+        self.sets, self.rate, self.seconds, self.threads = sets, rate, seconds, threads
+        self._waves, self._embeddings, self._defended = {}, {}, (None, {})
+
+    def waves(self, name):
+        if name not in self._waves:
+            self._waves[name] = waves(self.sets[name], self.rate, self.seconds)
+        return self._waves[name]
+
+    def defended(self, name, defense):
+        if self._defended[0] != defense:
+            self._defended = (defense, {})
+        done = self._defended[1]
+        if name not in done:
+            done[name] = defense_steps.on_dataset(defense, self.waves(name), self.rate)
+        return done[name]
+
+    def embeddings(self, name, model):
+        kind = PRETRAINED[model]
+        if (name, kind) not in self._embeddings:
+            self._embeddings[name, kind] = encoders.embed(kind, self.sets[name], self.seconds, self.threads)
+        return self._embeddings[name, kind]
+
+
+def _folds(clean, targets, test_dir, split, groups, index, sets, test_labels):
     everything = np.arange(len(clean.data))
     if groups is not None:
         names = np.array(groups_of(clean.relpaths, groups))
         if len(set(names)) < 2:
             raise PoscudaError(f"--groups {groups!r} finds {len(set(names))} group(s); leave-one-out needs two")
-        return [Fold(g, everything[names != g], clean_waves[names == g], targets[names == g])
+        return [Fold(g, everything[names != g], "clean", everything[names == g], targets[names == g])
                 for g in sorted(set(names))]
     root = test_dir or clean.root
     test = read_clips(root, labeled_files(root, None if test_dir else split, test=True, labels=test_labels))
-    return [Fold("", everything, waves(test, rate, seconds), label_indices(test.labels, index, root))]
+    missing, extra = sorted(set(index) - set(test.labels)), sorted(set(test.labels) - set(index))
+    if missing or extra:
+        raise LabelsError(f"{root}: the test set's labels differ from the training set's"
+                          + (f"; only in training: {', '.join(missing)}" if missing else "")
+                          + (f"; only in the test set: {', '.join(extra)}" if extra else ""))
+    sets["test"] = test
+    return [Fold("", everything, "test", np.arange(len(test.data)), label_indices(test.labels, index, root))]
 
 
 def front_end(kind, defense, train_waves, test_waves, samplerate):

@@ -30,6 +30,7 @@ from poscuda_cli.audit.defenses import applies_to  # noqa: E402
 from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
 from poscuda_cli.audit.models import INPUTS, SCRATCH  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
+from poscuda_cli.labels import PatternLabels  # noqa: E402
 from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
@@ -37,7 +38,14 @@ from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 DATA = {  # root, standard test split, speaker groups
     "fsdd": (os.path.join(HERE, "../../shared/data/fsdd"), r"_[0-4]\.wav$", r"^\d_([a-z]+)_"),
     "speech16k": ("runs/speech16k", r"_(en-029|rms)[-_]", None),
+    "fsdd-speakers": (os.path.join(HERE, "../../shared/data/fsdd"), r"_[0-4]\.wav$", None),
 }
+# Where the label is not a file's folder: FSDD labelled by speaker (6 labels), docs/usage.md's recipe
+LABELS = {"fsdd-speakers": r"^\d/\d_([a-z]+)_"}
+
+
+def labels_of(data):
+    return PatternLabels(LABELS[data]) if data in LABELS else None
 MODELS = tuple(SCRATCH)
 QUALITY = ("snr_db", "lsd_db", "fad", "pesq", "pesq_mode")
 
@@ -74,12 +82,12 @@ def tree_quality(train, protected, jobs=2):
             "pesq": summary["pesq_mean"], "pesq_mode": summary["pesq_mode"]}
 
 
-def key_quality(root, split, key, work, jobs=2):
-    """Quality of the training set as ``key`` protects it."""
+def key_quality(root, split, key, work, labels=None, jobs=2):
+    """Quality of the training set as ``key`` protects it (``labels``: a label source, default folders)."""
     train = training_tree(root, split, work)
     protected = os.path.join(work, f"protected-{key.fingerprint}-{os.getpid()}")  # sweeps may run side by side
     shutil.rmtree(protected, ignore_errors=True)
-    protect_tree(train, protected, key, jobs=jobs)
+    protect_tree(train, protected, key, jobs=jobs, labels=labels)
     quality = tree_quality(train, protected, jobs)
     shutil.rmtree(protected)
     return quality
@@ -121,7 +129,7 @@ def quality_of(rows, args, key, root, split):
     for r in rows:
         if r["data"] == args.data and r["fingerprint"] == key.fingerprint and r.get("snr_db") is not None:
             return {q: r[q] for q in QUALITY}
-    return key_quality(root, split, key, os.path.join(args.work, args.data))
+    return key_quality(root, split, key, os.path.join(args.work, args.data), labels_of(args.data))
 
 
 def run(args, experiment, config, keys, models, defenses=("none",), groups=None, shift=0.0):
@@ -131,7 +139,7 @@ def run(args, experiment, config, keys, models, defenses=("none",), groups=None,
     quality = [quality_of(earlier, args, key, root, split) for key in keys]
     baseline = experiment != "fitted" and not have_baseline(earlier, args, experiment, models, defenses)  # fitted: levels' runs
     result = audit(root, split=None if groups else split, groups=groups, keys=keys, models=models,
-                   defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline)
+                   defenses=defenses, epochs=args.epochs, shift=shift, baseline=baseline, labels=labels_of(args.data))
     rows = record(args, experiment, config, [key.fingerprint for key in keys], result.runs, quality)
     for row in result.rows:
         print(f"{experiment} {args.data} {config} {row.model} shift={row.shift:g} {row.defense}: clean "

@@ -15,17 +15,19 @@ LAYOUTS = ("offsets", "fractions", "onset", "tile", "whole")
 
 @dataclass(frozen=True)
 class Params:
+    """The defaults are the default level, ``balanced`` (a key file always lists every field)."""
+
     # filter family: "lowpass" = the paper's random non-negative taps,
     # "bandstop" = per-label notches (linear-phase FIR, designed per sample rate)
     filter: str = "bandstop"
     taps: int = 9  # lowpass: filter length in samples
     blur: float = 0.3  # lowpass: taps drawn from U(0, blur) ...
     pin: bool = True  # ... with the centre tap pinned to 1 before normalising (CUDA)
-    notches: int = 2  # bandstop: notches per label
-    notch_low_hz: float = 1000.0  # bandstop: notch centres are drawn in [low, high]
-    notch_high_hz: float = 3800.0
-    notch_width_hz: float = 300.0  # with mel spacing: the width of a notch at 1 kHz
-    notch_spacing: str = "hz"  # "mel": centres even in mel up to 0.95 x Nyquist, widths growing with the mel band
+    notches: int = 6  # bandstop: notches per label
+    notch_low_hz: float = 1200.0  # bandstop: notch centres are drawn in [low, high]
+    notch_high_hz: float = 7600.0
+    notch_width_hz: float = 200.0  # with mel spacing: the width of a notch at 1 kHz
+    notch_spacing: str = "mel"  # "mel": centres even in mel up to 0.95 x Nyquist, widths growing with the mel band
     depth: float = 1.0  # bandstop: 1 removes the band, 0 leaves the clip unchanged
     filter_ms: float = 32.0  # bandstop: FIR length in milliseconds
     low_notches: int = 0  # bandstop: more notches per label, in the loud low band ...
@@ -137,7 +139,7 @@ _MEL = dict(filter="bandstop", notch_spacing="mel", notch_high_hz=7600.0, layout
 STRENGTHS = {
     # mean SNR >= 25 dB: two narrow notches above 2 kHz
     "gentle": Params(**_MEL, notches=2, notch_low_hz=2000.0, notch_width_hz=100.0),
-    # mean SNR >= 15 dB and PESQ >= 4.0: six notches from 1.2 kHz
+    # mean SNR >= 15 dB and PESQ >= 4.0: six notches from 1.2 kHz (the dataclass's defaults)
     "balanced": Params(**_MEL, notches=6, notch_low_hz=1200.0, notch_width_hz=200.0),
     # PESQ >= 3.5: six wider notches, three in the loud low band, and an echo (for raw-waveform models)
     "strong": Params(**_MEL, notches=6, notch_low_hz=1000.0, notch_width_hz=250.0, low_notches=3,

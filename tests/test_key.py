@@ -43,7 +43,7 @@ def test_lowpass_taps_are_non_negative_and_sum_to_one():
 
 
 def test_bandstop_taps_remove_their_notches():
-    key = generate_key(Params(notches=2, notch_width_hz=200))
+    key = generate_key(Params(notches=2, notch_width_hz=200, notch_spacing="hz", notch_high_hz=3800))
     spec = key.label_plan("x").filter
     for rate in (8000, 16000, 44100):
         taps = filters.design(spec, rate)
@@ -201,3 +201,13 @@ def test_keygen_strength_levels(tmp_path):
     snr = {name: np.mean([snr_db(clip, protect_array(clip, 16000, label, key)) for label in "abcd"])
            for name, key in levels.items()}
     assert snr["gentle"] > snr["balanced"] + 5 > snr["strong"] + 10, snr
+
+
+def test_the_dataclass_defaults_are_the_default_level():
+    """Params(), generate_key() and the API's and CLI's default key are all `balanced`: tests that use
+    the `key` fixture exercise the filter users get."""
+    from poscuda_cli import api
+    from poscuda_cli.params import STRENGTHS
+
+    assert Params() == STRENGTHS["balanced"]
+    assert generate_key().params == api.keygen().params == STRENGTHS["balanced"]

@@ -148,7 +148,16 @@ def _decoding(path):
     try:
         yield
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({_reason(exc)})") from None
+        raise AudioFileError(f"{path}: cannot decode audio ({_os_reason(path) or _reason(exc)})") from None
+
+
+def _os_reason(path):
+    """Why the OS will not let ``path`` be read, if it will not: libsndfile says only "System error."."""
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        return exc.strerror
+    return None
 
 
 def _info(handle):

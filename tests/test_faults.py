@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,12 +79,51 @@ def test_unreadable_file_is_reported(tmp_path, key, monkeypatch):
     assert files_under(tmp_path / "out") == ["a/x.wav"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file_for_real(tmp_path, key):
-    src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
-    os.chmod(src / "a/x.wav", 0)
-    summary = protect_tree(src, tmp_path / "out", key)
-    assert [p for p, _ in summary.failed] == ["a/x.wav"]
+def test_unreadable_file_and_folder_for_real(tmp_path, key):
+    """chmod 0 for real. Root (as CI runs) reads any file, so there a forked child that has become the
+    user nobody runs protect; everything protect imports is loaded before, as the child cannot read
+    root's Python installation."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        os.chmod(base, 0o777)
+        src = write_tree(base / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1),
+                                       "a/y.wav": ("WAV", "PCM_16", 8000, 1, 0.1),
+                                       "b/z.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
+        os.chmod(src / "a/y.wav", 0)
+        os.chmod(src / "b", 0)
+        if os.geteuid() != 0:
+            failed = protect_tree(src, base / "out", key).failed
+        else:
+            protect_tree(src, tmp_path / "warm-up", key)
+            failed = json.loads(_as_nobody(lambda: json.dumps(protect_tree(src, base / "out", key).failed)))
+        assert sorted(tuple(f) for f in failed) == [("a/y.wav", "cannot decode audio (Permission denied)"),
+                                                     ("b", "cannot read folder (Permission denied)")]
+        assert files_under(base / "out") == ["a/x.wav"]
+    finally:
+        os.chmod(src / "b", 0o755)
+        shutil.rmtree(base)
+
+
+def _as_nobody(work):
+    """``work()``'s string, computed in a forked child running as the user nobody."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, work().encode())
+            os._exit(0)
+        except BaseException as exc:  # noqa: BLE001 -- reported by the parent
+            os.write(write, f"ERROR {exc!r}".encode())
+            os._exit(1)
+    os.close(write)
+    with os.fdopen(read) as handle:
+        text = handle.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return text
 
 
 def proc_state(stat):

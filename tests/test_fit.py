@@ -30,21 +30,26 @@ def test_torch_curve_taps_are_the_designed_taps(rate):
         np.testing.assert_allclose(filters.design(spec, rate), taps[i], atol=1e-12)
 
 
-def test_distortion_and_budget_match_real_filtering():
-    """The exact spectral distortion agrees with filtering a clip; keep_within enforces the SNR budget."""
-    clip = speechlike(1.0, 8000, seed=3)[:, 0]
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_distortion_and_budget_match_real_filtering(seed):
+    """The spectral estimate of distortion agrees with filtering the clip (measured: within 4-11%), and
+    keep_within holds the clip's real distortion, not just the estimate, to the budget (within 3%)."""
+    clip = speechlike(1.0, 8000, seed=seed)[:, 0]
     curves = fit.CurveFilters(["a"], 8000, 32.0, seed=2)
     with torch.no_grad():
         curves.gains_db.mul_(10.0)
     spectra = fit.label_spectra([clip], [0], 1)
-    taps = curves.taps().detach()
-    predicted = float(fit.distortion(taps, spectra)[0])
-    filtered = np.convolve(clip, taps[0].numpy(), mode="same")
-    measured = np.sum((filtered - clip) ** 2) / np.sum(clip ** 2)
-    assert predicted == pytest.approx(measured, rel=0.25)
+
+    def measured():
+        filtered = np.convolve(clip, curves.taps().detach()[0].numpy(), mode="same")
+        return np.sum((filtered - clip) ** 2) / np.sum(clip ** 2)
+
+    predicted = float(fit.distortion(curves.taps().detach(), spectra)[0])
+    assert predicted == pytest.approx(measured(), rel=0.12)
     budget = predicted / 10  # ask for 10 dB less distortion
     curves.keep_within(spectra, budget)
     assert float(fit.distortion(curves.taps().detach(), spectra)[0]) == pytest.approx(budget, rel=0.01)
+    assert measured() == pytest.approx(budget, rel=0.05)
 
 
 def tone_classes(root, per_label=24):

@@ -15,6 +15,7 @@ from poscuda_cli.errors import ManifestError, UnsafePathError
 from poscuda_cli.key import generate_key
 from poscuda_cli.manifest import MANIFEST_NAME, OutputLock
 from poscuda_cli.protect import protect_tree
+from poscuda_cli.transform import protect_clip
 
 from conftest import MIXED_TREE, write_tree
 
@@ -33,6 +34,7 @@ def test_mirrors_tree_and_keeps_format(mixed_tree, tmp_path, key):
     summary = protect_tree(mixed_tree, out, key, jobs=2)
     assert summary.failed == [] and summary.protected == 5 and summary.copied == 2
     assert files_under(out) == files_under(mixed_tree)
+    changed = samples = 0
     for rel, spec in MIXED_TREE.items():
         if isinstance(spec, bytes):
             assert (out / rel).read_bytes() == spec
@@ -40,10 +42,14 @@ def test_mirrors_tree_and_keeps_format(mixed_tree, tmp_path, key):
         a, b = sf.info(str(mixed_tree / rel)), sf.info(str(out / rel))
         assert (a.format, a.subtype, a.samplerate, a.channels, a.frames) == \
                (b.format, b.subtype, b.samplerate, b.channels, b.frames)
-        x, _ = audio.read(str(mixed_tree / rel))
+        x, info = audio.read(str(mixed_tree / rel))
         y, _ = audio.read(str(out / rel))
+        expected = protect_clip(x, key.label_plan(rel.split("/")[0]), info.samplerate, info.bits).audio
         assert x.dtype == y.dtype and not np.array_equal(x, y)
-    assert 0.5 < summary.changed_fraction <= 1.0
+        np.testing.assert_array_equal(y, expected)  # the file holds exactly the in-memory transform's samples
+        changed += np.count_nonzero(x != y)
+        samples += x.size
+    assert summary.samples == samples and summary.changed_fraction == pytest.approx(changed / samples, abs=1e-6)
 
 
 def test_only_patches_change_with_paper_layout(mixed_tree, tmp_path, paper_key):
@@ -159,7 +165,8 @@ def test_fail_fast_stops_early(tmp_path, key):
     src = write_tree(tmp_path / "in", {**files, "a/000.wav": b"garbage"})
     summary = protect_tree(src, tmp_path / "out", key, jobs=1, fail_fast=True)
     assert [p for p, _ in summary.failed] == ["a/000.wav"]
-    assert summary.protected < 39
+    assert summary.protected == 0 and files_under(tmp_path / "out") == []  # the first file stops it
+    assert protect_tree(src, tmp_path / "all", key, jobs=1).protected == 39  # without: the rest is done
 
 
 def test_resume_after_interruption(tmp_path, key, monkeypatch):

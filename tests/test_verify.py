@@ -24,14 +24,29 @@ def test_metrics_on_known_signals():
     assert metrics.changed_fraction(x, np.where(np.arange(len(x)) < 100, 0, x)) == pytest.approx(100 / len(x))
     assert metrics.log_spectral_distance(x, x, 8000) == 0.0
     assert metrics.log_spectral_distance(x, x * 10, 8000) == pytest.approx(20.0, abs=1e-4)
+    noise = np.random.default_rng(0).standard_normal(len(x))
+    noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2) / 10 ** (12.5 / 10))  # exactly 12.5 dB below the clip
+    assert metrics.snr_db(x, x + noise) == pytest.approx(12.5, abs=0.1)
 
 
-def test_identical_trees_have_zero_fad(tmp_path):
+def test_identical_trees_have_zero_fad_and_changed_ones_the_embeddings_frechet_distance(tmp_path):
+    from poscuda_cli.audio import mono_float
+    from poscuda_cli.verify.frechet import frechet_distance, gaussian
+
     a = write_tree(tmp_path / "a", TREE)
     b = write_tree(tmp_path / "b", TREE)
     report = verify_trees(a, b)
     assert report.fad == pytest.approx(0.0, abs=1e-6) and len(report.files) == 8
     assert report.summary()["unchanged_files"] == 8
+    for path in sorted(b.rglob("*.wav")):  # a gentle low-pass: every clip changes a little
+        x, rate = sf.read(path)
+        sf.write(path, np.convolve(x, [0.25, 0.5, 0.25], mode="same"), rate, subtype="PCM_16")
+
+    def vectors(root):
+        return np.concatenate([MfccEmbedding()(*mono_float(str(p))[:1], 8000) for p in sorted(root.rglob("*.wav"))])
+
+    expected = frechet_distance(*gaussian(vectors(a)), *gaussian(vectors(b)))
+    assert expected > 1.0 and verify_trees(a, b).fad == pytest.approx(expected, rel=1e-6)
 
 
 def test_fsdd_sanity_fad_ordering(fsdd, tmp_path):
@@ -105,8 +120,15 @@ def test_embedding_cache_reuses_by_content(tmp_path):
 
 
 def test_clip_shorter_than_a_window_is_padded():
-    vectors = MfccEmbedding()(np.ones(10) * 0.1, 8000)
+    clip = np.random.default_rng(0).uniform(-0.1, 0.1, 10)
+    vectors = MfccEmbedding()(clip, 8000)
     assert vectors.shape == (1, 40) and np.isfinite(vectors).all()
+    from poscuda_cli import features
+    from poscuda_cli.audio import resample
+
+    padded = np.pad(resample(clip, 8000, 16000), (0, 380))  # silence up to one 25 ms frame at 16 kHz
+    np.testing.assert_allclose(vectors[0, :20], features.mfcc(padded, 16000)[0], rtol=1e-9)
+    assert not vectors[0, 20:].any()  # one frame: no differences
 
 
 def test_vggish_backend_with_random_weights(tmp_path):

@@ -211,3 +211,5 @@ def test_the_dataclass_defaults_are_the_default_level():
 
     assert Params() == STRENGTHS["balanced"]
     assert generate_key().params == api.keygen().params == STRENGTHS["balanced"]
+    written = CliRunner().invoke(main, ["keygen"])
+    assert written.exit_code == 0 and Params.from_dict(json.loads(written.stdout)["params"]) == STRENGTHS["balanced"]

@@ -9,6 +9,7 @@ power failure cuts short has the wrong size, which the manifest notices on resum
 """
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -68,14 +69,96 @@ def opened(path):
             raise AudioFileError(f"{path}: empty file (0 bytes)")
         handle = sf.SoundFile(path)
     try:
-        info = _info(handle)
-        declared = _declared_data_bytes(handle.extra_info)
-        if declared:
-            raise AudioFileError(f"{path}: truncated file (header declares {declared[0]} data bytes, "
-                                 f"only {declared[1]} present)")
-        yield handle, info
+        yield handle, _checked_info(handle, path)
     finally:
         handle.close()
+
+
+def decode(data, name):
+    """(samples, AudioInfo) of an audio file held in memory (``data``: its bytes), as :func:`read`
+    reads a file; errors name ``name`` (e.g. a Parquet row or a tar member)."""
+    if not data:
+        raise AudioFileError(f"{name}: empty audio (0 bytes)")
+    with _decoding(name, on_disk=False):
+        handle = sf.SoundFile(io.BytesIO(data))
+    with handle:
+        info = _checked_info(handle, name)
+        return read_all(handle, name, info, on_disk=False), info
+
+
+def encode(data, info):
+    """The bytes of an audio file holding ``data`` in ``info``'s format: those :func:`write_atomic`
+    writes to disk."""
+    buffer = io.BytesIO()
+    handle = sf.SoundFile(buffer, "w", info.samplerate, info.channels, info.subtype, info.endian, info.format)
+    _no_peak_chunk(handle)
+    handle.write(data)
+    handle.close()
+    return fixed_ogg_serial(buffer.getvalue()) if info.format == "OGG" else buffer.getvalue()
+
+
+def fixed_ogg_serial(data):
+    """``data`` (an Ogg file) with every page's stream serial number set from the file's content.
+
+    libsndfile draws the serial at random from the clock, so two writes of the same Vorbis or Opus
+    audio differ in those four bytes (and each page's checksum): this makes them identical. The
+    serial is the first four bytes of a SHA-256 over the file with serials and checksums zeroed.
+    """
+    pages = list(_ogg_pages(data))
+    blank = bytearray(data)
+    for start, _ in pages:
+        blank[start + 14:start + 18] = blank[start + 22:start + 26] = b"\0\0\0\0"
+    serial = hashlib.sha256(bytes(blank)).digest()[:4]
+    out = bytearray(data)
+    for start, end in pages:
+        out[start + 14:start + 18] = serial
+        out[start + 22:start + 26] = b"\0\0\0\0"
+        out[start + 22:start + 26] = _ogg_crc(bytes(out[start:end])).to_bytes(4, "little")
+    return bytes(out)
+
+
+def _fix_ogg_serial_in_place(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    with open(path, "wb") as handle:
+        handle.write(fixed_ogg_serial(data))
+
+
+def _ogg_pages(data):
+    """(start, end) of each page: "OggS", 22 header bytes, a segment table, then the segments."""
+    start = 0
+    while start + 27 <= len(data) and data[start:start + 4] == b"OggS":
+        segments = data[start + 26]
+        end = start + 27 + segments + sum(data[start + 27:start + 27 + segments])
+        yield start, end
+        start = end
+
+
+@lru_cache(maxsize=1)
+def _ogg_crc_table():
+    table = []
+    for byte in range(256):
+        value = byte << 24
+        for _ in range(8):
+            value = ((value << 1) ^ 0x04C11DB7) if value & 0x80000000 else value << 1
+        table.append(value & 0xFFFFFFFF)
+    return table
+
+
+def _ogg_crc(page):
+    """Ogg's page checksum: CRC-32, polynomial 0x04C11DB7, not reflected, starting from 0."""
+    table, crc = _ogg_crc_table(), 0
+    for byte in page:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
+    return crc
+
+
+def _checked_info(handle, name):
+    declared = _declared_data_bytes(handle.extra_info)
+    if declared:
+        raise AudioFileError(f"{name}: truncated file (header declares {declared[0]} data bytes, "
+                             f"only {declared[1]} present)")
+    return _info(handle)
 
 
 def info_of(path):
@@ -90,9 +173,9 @@ def read(path):
         return read_all(handle, path, info), info
 
 
-def read_all(handle, path, info):
+def read_all(handle, path, info, on_disk=True):
     """Every sample of the open ``handle`` of ``path``, in ``dtype_for(info)``."""
-    with _decoding(path):
+    with _decoding(path, on_disk):
         data = handle.read(dtype=dtype_for(info), always_2d=True)
     if data.shape[0] != info.frames and not info.lossy:
         raise AudioFileError(f"{path}: truncated audio (header says {info.frames} frames, read {data.shape[0]})")
@@ -143,12 +226,13 @@ def dtype_for(info):
 
 
 @contextmanager
-def _decoding(path):
+def _decoding(path, on_disk=True):
     """Turn libsndfile's and the OS's errors into an AudioFileError naming the file."""
     try:
         yield
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as exc:
-        raise AudioFileError(f"{path}: cannot decode audio ({_os_reason(path) or _reason(exc)})") from None
+        reason = (on_disk and _os_reason(path)) or _reason(exc)
+        raise AudioFileError(f"{path}: cannot decode audio ({reason})") from None
 
 
 def _os_reason(path):
@@ -198,6 +282,8 @@ class AtomicWriter:
         try:
             _close_without_fsync(self.handle)
             if kind is None:
+                if self.info.format == "OGG":
+                    _fix_ogg_serial_in_place(self.tmp)
                 os.replace(self.tmp, self.path)
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
             _remove_quietly(self.tmp)

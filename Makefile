@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # audit's attacker models and the quality extra need torch (CI passes TORCH=torch==2.13.0, a CPU build);
 # --executor dask needs dask; verify --perceptual/--report need the quality extra; audit's
-# pretrained-encoder attackers need the encoders extra.
+# pretrained-encoder attackers need the encoders extra; Parquet input needs formats (and the
+# tests check the output with the datasets library).
 TORCH ?= torch
 STAMP := $(VENV)/.installed
 
@@ -18,7 +19,7 @@ $(STAMP): setup.cfg setup.py
 install: $(STAMP)
 
 install-extras: $(STAMP)
-	$(BIN)/python -m pip install -q '$(TORCH)' -e '.[audit,encoders,dask,quality,test]'
+	$(BIN)/python -m pip install -q '$(TORCH)' datasets -e '.[audit,encoders,dask,quality,formats,test]'
 
 example: $(STAMP)
 	$(BIN)/poscuda keygen --force -o example-key.json

@@ -6,7 +6,8 @@ command line starts fast.
 
 __version__ = "0.2.0"
 
-_API = ("keygen", "load_key", "protect_tree", "protect_array", "verify_trees", "label_table", "label_pattern")
+_API = ("keygen", "load_key", "protect_tree", "protect_array", "protect_bytes", "verify_trees", "label_table",
+        "label_pattern")
 
 
 def __getattr__(name):

@@ -18,7 +18,8 @@ from .params import PRESETS, STRENGTHS
 from .protect import protect_tree as _protect_tree
 from .transform import protect_clip
 
-__all__ = ["keygen", "load_key", "protect_tree", "protect_array", "verify_trees", "label_table", "label_pattern"]
+__all__ = ["keygen", "load_key", "protect_tree", "protect_array", "protect_bytes", "verify_trees", "label_table",
+           "label_pattern"]
 
 
 def keygen(path=None, strength="balanced", preset=None, params=(), force=False):
@@ -94,6 +95,17 @@ def protect_array(samples, samplerate, label, key, subtype=None):
     else:
         out = protect_clip(frames, plan, samplerate).audio
     return out.reshape(samples.shape)
+
+
+def protect_bytes(data, label, key):
+    """The protected copy of a whole audio file held in memory (WAV, FLAC, MP3, Ogg, ... bytes), in
+    the same format and subtype: the bytes ``poscuda protect`` writes for that file under ``label``,
+    and for that cell of a Parquet file or tar shard. For ``datasets.Dataset.map`` (docs/api.md)."""
+    from .containers.cells import protect_cell
+
+    if not hasattr(key, "label_plan"):
+        key = load_key(key)
+    return protect_cell(bytes(data), label, key, "protect_bytes").data
 
 
 def label_table(path, path_column, label_column, root, delimiter=None):

@@ -90,10 +90,13 @@ def encode(data, info):
     """The bytes of an audio file holding ``data`` in ``info``'s format: those :func:`write_atomic`
     writes to disk."""
     buffer = io.BytesIO()
-    handle = sf.SoundFile(buffer, "w", info.samplerate, info.channels, info.subtype, info.endian, info.format)
-    _no_peak_chunk(handle)
-    handle.write(data)
-    handle.close()
+    try:
+        handle = sf.SoundFile(buffer, "w", info.samplerate, info.channels, info.subtype, info.endian, info.format)
+        _no_peak_chunk(handle)
+        handle.write(data)
+        handle.close()
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(f"cannot encode {info.format}/{info.subtype} audio ({_reason(exc)})") from None
     return fixed_ogg_serial(buffer.getvalue()) if info.format == "OGG" else buffer.getvalue()
 
 

@@ -13,6 +13,7 @@ import sys
 import click
 
 from . import __version__
+from .containers import FORMATS
 from .errors import PoscudaError
 
 
@@ -95,7 +96,8 @@ def _label_options(command):
         click.option("--labels", "label_table", type=click.Path(dir_okay=False, exists=True),
                      help="CSV/TSV of paths (relative to IN) and labels, instead of label folders."),
         click.option("--path-column", metavar="NAME", help="--labels column holding the paths."),
-        click.option("--label-column", metavar="NAME", help="--labels column holding the labels."),
+        click.option("--label-column", metavar="NAME",
+                     help="--labels column holding the labels (protect: also Parquet's label column)."),
         click.option("--delimiter", metavar="CHAR", help="--labels field separator [tab for .tsv, else comma]."),
         click.option("--label-from", "label_pattern", metavar="REGEX",
                      help=r"The label is REGEX's first group on the path relative to IN, e.g. '^(\d)_'."),
@@ -180,7 +182,7 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
 
 
 @main.command()
-@click.argument("src", metavar="IN", type=click.Path(file_okay=False))
+@click.argument("src", metavar="IN", type=click.Path())
 @click.argument("dst", metavar="OUT", type=click.Path(file_okay=False))
 @click.option("-k", "--key", "key_path", required=True, type=click.Path(dir_okay=False), help="Key file.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Parallel files [all cores].")
@@ -189,15 +191,26 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @_label_options
+@click.option("--format", "container_format", type=click.Choice(("auto",) + FORMATS), default="auto",
+              show_default=True, help="IN is a tree of audio files, Parquet files (Hugging Face layout; "
+                                      "poscuda[formats]) or WebDataset tar shards [auto: by what IN holds].")
+@click.option("--audio-column", metavar="NAME", help="Parquet: the audio column [the one Audio-typed column].")
+@click.option("--label-member", metavar="cls|json:FIELD", default="cls", show_default=True,
+              help="WebDataset: the label is the text of KEY.cls, or FIELD of KEY.json.")
 @_executor_options
 def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_table, path_column, label_column,
-            delimiter, label_pattern, executor, scheduler):
+            delimiter, label_pattern, container_format, audio_column, label_member, executor, scheduler):
     """Protect the labeled audio under IN into OUT with KEY.
 
     A file's label is its first-level folder (IN/<label>/**), or comes from a metadata
     table (--labels) or its path (--label-from). Audio is protected, other files are
     copied, OUT mirrors IN's layout. Rerunning the same command resumes an interrupted
     run. Exit code 1 if any file failed.
+
+    IN can also be Parquet files as on the Hugging Face Hub (or one such file), the label
+    from --label-column (default: the ClassLabel column, whose names are used), or
+    WebDataset tar shards: OUT gets files of the same names, rows and members in the same
+    order, every other value unchanged.
 
     \b
     Examples:
@@ -207,16 +220,30 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
           --path-column filename --label-column category
       poscuda protect fsdd-flat/ out/ --key k.json --label-from '^(\\d)_'
       poscuda protect /shared/in /shared/out --key k.json --executor dask --scheduler tcp://head:8786
+      poscuda protect speech-commands/data/ out/ --key k.json                 # *.parquet
+      poscuda protect shards/ out/ --key k.json --label-member json:label     # *.tar
     """
+    from .containers import Options, detect
     from .key import load_key
     from .protect import protect_tree
 
-    labels = _labels(src, label_table, path_column, label_column, delimiter, label_pattern)
+    fmt = detect(src) if container_format == "auto" else container_format
+    containers = None
+    if fmt == "tree":
+        if audio_column:
+            raise click.UsageError("--audio-column goes with Parquet input")
+        labels = _labels(src, label_table, path_column, label_column, delimiter, label_pattern)
+    else:
+        if label_table or label_pattern or path_column or delimiter:
+            raise click.UsageError(f"--labels and --label-from describe trees; {fmt} files carry their labels")
+        if label_member != "cls" and not label_member.startswith("json:") or label_member == "json:":
+            raise click.BadParameter("cls, or json:FIELD", param_hint="--label-member")
+        labels, containers = None, Options(fmt, audio_column, label_column, label_member)
     key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
-    with _progress_bar(None, quiet) as bar:
+    with _progress_bar(None, quiet, unit="file" if containers is None else "row") as bar:
         summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=bar.update,
                                on_total=_set_total(bar), executor=executor, scheduler=scheduler, labels=labels,
-                               processes=True)
+                               processes=True, containers=containers)
     for path, reason in summary.failed:
         click.echo(f"poscuda: error: {path}: {reason}", err=True)
     if as_json:

@@ -1,4 +1,5 @@
-"""The protect pipeline: IN/<label>/** -> OUT/<label>/**, resumable and parallel."""
+"""The protect pipeline: IN/<label>/** -> OUT/<label>/**, or containers (Parquet files, WebDataset
+shards) into containers of the same names; resumable and parallel."""
 
 import glob
 import os
@@ -6,7 +7,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import audio, executors, tree
-from .errors import PoscudaError
+from .containers import EXTENSIONS, count_rows, protect_container, require as require_format
+from .errors import LabelsError, PoscudaError
 from .manifest import Manifest, OutputLock, Record
 from .stream import protect_file_in_blocks
 from .transform import protect_clip
@@ -33,7 +35,8 @@ class Summary:
     wall_seconds: float = 0.0
     failed: list = field(default_factory=list)  # [(relpath, reason)]
     skipped: list = field(default_factory=list)  # [(relpath, reason)]
-    labels: dict = field(default_factory=dict)  # label -> audio files protected as it in this run
+    labels: dict = field(default_factory=dict)  # label -> audio files (or cells) protected as it in this run
+    containers: int = 0  # Parquet files or tar shards written
 
     @property
     def changed_fraction(self):
@@ -46,7 +49,8 @@ class Summary:
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "samples": self.samples, "changed_fraction": round(self.changed_fraction, 6),
                 "clipped_samples": self.clipped, "audio_seconds": round(self.audio_seconds, 3),
-                "wall_seconds": round(self.wall_seconds, 3), "labels": dict(sorted(self.labels.items()))}
+                "wall_seconds": round(self.wall_seconds, 3), "labels": dict(sorted(self.labels.items())),
+                "containers": self.containers}
 
 
 @dataclass
@@ -57,10 +61,13 @@ class _FileResult:
     changed: int = 0
     clipped: int = 0
     seconds: float = 0.0
+    labels: dict = field(default_factory=dict)  # label -> clips protected (one for an audio file)
+    rows: int = 1  # what progress counts: one per file, a container's rows
+    container: bool = False
 
 
 def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progress=None, on_total=None,
-                 executor="local", scheduler=None, labels=None, processes=False):
+                 executor="local", scheduler=None, labels=None, processes=False, containers=None):
     """Protect every labeled audio file under ``src`` into ``dst``; returns a Summary.
 
     ``labels`` is a label source (labels.py; default: each file's first-level folder).
@@ -70,15 +77,26 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     the files on a Dask cluster (executors.py). Locally, files run in ``jobs`` threads, or
     with ``processes`` in worker processes where the files to do average under
     PROCESS_MEAN_BYTES, forked where executors._start_method allows (else spawned, and then a
-    script calling this needs the ``if __name__ == "__main__":`` guard).
+    script calling this needs the ``if __name__ == "__main__":`` guard). With ``containers`` (a
+    containers.Options), ``src`` is a folder of Parquet files or tar shards, or one such file, and
+    each is protected whole; ``progress`` then counts rows.
     """
     started = time.perf_counter()
-    tree.check_paths(src, dst)
-    walked = tree.walk(src, labels)
+    if containers is not None:
+        require_format(containers)
+    if containers is not None and os.path.isfile(src):
+        tree.check_file_paths(src, dst)
+        src, walked = os.path.dirname(os.path.abspath(src)), tree.Walk([tree.Entry(os.path.basename(src), "", False)],
+                                                                       [], [])
+    else:
+        tree.check_paths(src, dst)
+        walked = tree.walk(src, labels)
     if not walked.entries and not walked.problems:
         raise PoscudaError(f"{src}: no files to protect (empty input folder)")
+    if containers is not None:
+        _check_containers(src, walked, containers)
     if on_total:
-        on_total(len(walked.entries))
+        on_total(sum(_rows(src, entry, containers) for entry in walked.entries))
     summary = Summary(key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
     if fail_fast and summary.failed:
         return summary
@@ -99,7 +117,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                 if done:
                     summary.resumed += 1
                     if progress:
-                        progress(1)
+                        progress(_rows(src, entry, containers))
                 else:
                     todo.append(entry)
                     sizes.append(stat.st_size)
@@ -109,15 +127,39 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                 processes = processes and sum(sizes) < PROCESS_MEAN_BYTES * len(sizes)
                 with executors.pool(executor, jobs, scheduler, processes=processes, fork=True) as workers:
                     _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, threads,
-                         fail_fast, manifest, summary, progress)
+                         fail_fast, manifest, summary, progress, containers)
         finally:
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
 
-def _run(workers, batches, src, dst, key, threads, fail_fast, manifest, summary, progress):
-    futures = [workers.submit(_protect_batch, src, dst, key, batch, threads, fail_fast) for batch in batches]
+def _check_containers(src, walked, containers):
+    """Container mode protects containers and copies other files: audio files beside them would be
+    copied unprotected, so they are refused before anything is written."""
+    loose = sorted([entry.relpath for entry in walked.entries if entry.audio]
+                   + [path for path, _ in walked.problems if audio.is_audio_name(path)])
+    if loose:
+        raise LabelsError(f"{src}: holds audio files beside the {containers.format} containers ({loose[0]}"
+                          f"{f' and {len(loose) - 1} more' if len(loose) > 1 else ''}); protect them as a tree "
+                          "(--format tree) or move them")
+    if not any(containers.holds(entry.relpath) for entry in walked.entries):
+        raise LabelsError(f"{src}: no {containers.format} files ({'*' + EXTENSIONS[containers.format]})")
+
+
+def _rows(src, entry, containers):
+    """What progress counts for ``entry``: one file, or a container's rows."""
+    if containers is None or not containers.holds(entry.relpath):
+        return 1
+    try:
+        return count_rows(_paths(src, src, entry)[0], containers)
+    except Exception:  # noqa: BLE001 -- an unreadable container is reported when it is protected
+        return 1
+
+
+def _run(workers, batches, src, dst, key, threads, fail_fast, manifest, summary, progress, containers=None):
+    futures = [workers.submit(_protect_batch, src, dst, key, batch, threads, fail_fast, containers)
+               for batch in batches]
     for future in workers.as_completed(futures):  # each file is recorded as soon as its batch lands
         for outcome in future.result():
             if isinstance(outcome, _EntryError):
@@ -125,16 +167,18 @@ def _run(workers, batches, src, dst, key, threads, fail_fast, manifest, summary,
             else:
                 _record_result(outcome, manifest, summary)
             if progress:
-                progress(1)
+                progress(outcome.rows)
         if fail_fast and summary.failed:
             break
 
 
 def _record_result(result, manifest, summary):
     manifest.add(result.record)
-    if result.entry.audio:
-        summary.protected += 1
-        summary.labels[result.entry.label] = summary.labels.get(result.entry.label, 0) + 1
+    if result.entry.audio or result.container:
+        summary.containers += result.container
+        for label, count in result.labels.items():
+            summary.protected += count
+            summary.labels[label] = summary.labels.get(label, 0) + count
         summary.samples += result.samples
         summary.changed += result.changed
         summary.clipped += result.clipped
@@ -144,6 +188,8 @@ def _record_result(result, manifest, summary):
 
 
 class _EntryError(Exception):
+    rows = 1
+
     def __init__(self, entry, reason):
         super().__init__(reason)
         self.entry, self.reason = entry, reason
@@ -152,13 +198,14 @@ class _EntryError(Exception):
         return _EntryError, (self.entry, self.reason)
 
 
-def _protect_batch(src, dst, key, entries, threads=1, fail_fast=False):
+def _protect_batch(src, dst, key, entries, threads=1, fail_fast=False, containers=None):
     """Protect (or copy) ``entries``: a _FileResult or an _EntryError for each, in order (with
-    ``fail_fast``, up to the first error); a file long enough to stream is filtered on ``threads`` threads."""
+    ``fail_fast``, up to the first error); a file long enough to stream, or a container's cells, on
+    ``threads`` threads."""
     outcomes = []
     for entry in entries:
         try:
-            outcomes.append(_protect_one(src, dst, key, entry, threads))
+            outcomes.append(_protect_one(src, dst, key, entry, threads, containers))
         except _EntryError as error:
             outcomes.append(error)
             if fail_fast:
@@ -166,11 +213,18 @@ def _protect_batch(src, dst, key, entries, threads=1, fail_fast=False):
     return outcomes
 
 
-def _protect_one(src, dst, key, entry, threads):
+def _protect_one(src, dst, key, entry, threads, containers=None):
     in_path, out_path = _paths(src, dst, entry)
     try:
         stat = os.stat(in_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
+        if containers is not None and containers.holds(entry.relpath):
+            done = protect_container(in_path, out_path, key, containers, threads)
+            if done.failed:
+                more = f" (and {len(done.failed) - 3} more)" if len(done.failed) > 3 else ""
+                raise _EntryError(entry, "; ".join(done.failed[:3]) + more + "; not written")
+            return _FileResult(entry, _record(entry, stat, out_path), done.samples, done.changed, done.clipped,
+                               done.seconds, dict(done.labels), done.rows, container=True)
         if not entry.audio:
             audio.copy_atomic(in_path, out_path)
             return _FileResult(entry, _record(entry, stat, out_path))
@@ -188,7 +242,7 @@ def _protect_one(src, dst, key, entry, threads):
             except ValueError as exc:
                 raise _EntryError(entry, str(exc)) from None
         return _FileResult(entry, _record(entry, stat, out_path), samples, changed, clipped,
-                           info.frames / info.samplerate)
+                           info.frames / info.samplerate, {entry.label: 1})
     except PoscudaError as exc:
         raise _EntryError(entry, _without_path(str(exc), in_path, out_path)) from None
     except OSError as exc:

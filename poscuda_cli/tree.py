@@ -47,6 +47,17 @@ def check_paths(src, dst):
         raise UnsafePathError(f"{src}: input folder is inside the output folder {dst}")
 
 
+def check_file_paths(src, dst):
+    """The rules for one input file (a container): OUT is a folder that gets a file of the same name,
+    which must not be the input itself."""
+    if not os.path.isfile(src):
+        raise UnsafePathError(f"{src}: input file does not exist")
+    if os.path.exists(dst) and not os.path.isdir(dst):
+        raise UnsafePathError(f"{dst}: output exists and is not a folder")
+    if os.path.realpath(dst) == os.path.realpath(os.path.dirname(os.path.abspath(src))):
+        raise UnsafePathError(f"{dst}: output folder is the input file's folder (it would overwrite {src})")
+
+
 def walk(src, labels=None):
     """All files under ``src`` in sorted order, with what to do with each; ``labels`` names the
     audio files' labels (default: their first-level folder)."""

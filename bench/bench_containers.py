@@ -1,0 +1,148 @@
+"""Speed of protect on Parquet files and WebDataset shards against baselines in the same process.
+
+3,000 clips of 1 s at 16 kHz (half WAV PCM_16, half FLAC), in 4 Parquet files (row groups of 250)
+and in 4 tar shards. Baselines: a pyarrow read + write of the same Parquet files (every row group
+read and written again, same compression), and a tarfile read + write of the same shards (every
+member read and added again). Best of --repeat runs each; writes bench/results-containers.md.
+
+    python bench/bench_containers.py [--repeat 2]
+"""
+
+import argparse
+import io
+import os
+import platform
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import date
+
+import numpy as np
+import soundfile as sf
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from poscuda_cli.containers import Options  # noqa: E402
+from poscuda_cli.key import Key  # noqa: E402
+from poscuda_cli.params import STRENGTHS  # noqa: E402
+from poscuda_cli.protect import protect_tree  # noqa: E402
+
+CLIPS, FILES, RATE = 3000, 4, 16000
+
+
+def clip(i):
+    rng = np.random.default_rng(i)
+    t = np.arange(RATE) / RATE
+    x = sum(np.sin(2 * np.pi * k * rng.uniform(100, 200) * t) / k for k in range(1, 15)) * np.hanning(RATE) * 0.2
+    buffer = io.BytesIO()
+    sf.write(buffer, x, RATE, format="FLAC" if i % 2 else "WAV", subtype="PCM_16")
+    return buffer.getvalue(), f"c{i}.{'flac' if i % 2 else 'wav'}", str(i % 10)
+
+
+def build(root):
+    per = CLIPS // FILES
+    os.makedirs(f"{root}/parquet")
+    os.makedirs(f"{root}/tar")
+    for f in range(FILES):
+        cells = [clip(f * per + i) for i in range(per)]
+        table = pa.table({"audio": [{"bytes": b, "path": p} for b, p, _ in cells], "label": [l for *_, l in cells]})
+        pq.write_table(table, f"{root}/parquet/part-{f}.parquet", row_group_size=250)
+        with tarfile.open(f"{root}/tar/shard-{f}.tar", "w") as shard:
+            for data, path, label in cells:
+                for name, payload in ((path, data), (path.split(".")[0] + ".cls", label.encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    shard.addfile(info, io.BytesIO(payload))
+
+
+def pyarrow_copy(src, dst):
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        source = pq.ParquetFile(f"{src}/{name}")
+        with pq.ParquetWriter(f"{dst}/{name}", source.schema_arrow, compression="snappy") as writer:
+            for i in range(source.metadata.num_row_groups):
+                writer.write_table(source.read_row_group(i))
+
+
+def reencode(data):
+    samples, rate = sf.read(io.BytesIO(data), dtype="int16")
+    info = sf.info(io.BytesIO(data))
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format=info.format, subtype=info.subtype)
+    return buffer.getvalue()
+
+
+def pyarrow_reencode(src, dst):
+    """The pyarrow copy, every audio cell decoded and encoded again with soundfile (no filter)."""
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        source = pq.ParquetFile(f"{src}/{name}")
+        with pq.ParquetWriter(f"{dst}/{name}", source.schema_arrow, compression="snappy") as writer:
+            for i in range(source.metadata.num_row_groups):
+                table = source.read_row_group(i)
+                cells = table.column("audio").combine_chunks()
+                data = pa.array([reencode(b) for b in cells.field("bytes").to_pylist()], pa.binary())
+                column = pa.StructArray.from_arrays([data, cells.field("path")], ["bytes", "path"])
+                writer.write_table(table.set_column(0, "audio", column))
+
+
+def tar_copy(src, dst):
+    os.makedirs(dst)
+    for name in sorted(os.listdir(src)):
+        with tarfile.open(f"{src}/{name}", "r|") as shard, tarfile.open(f"{dst}/{name}", "w") as out:
+            for member in shard:
+                out.addfile(member, io.BytesIO(shard.extractfile(member).read()))
+
+
+def best(fn, dst, repeat):
+    times = []
+    for _ in range(repeat):
+        shutil.rmtree(dst, ignore_errors=True)
+        os.sync()
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    shutil.rmtree(dst, ignore_errors=True)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", default=os.path.join(HERE, "results-containers.md"))
+    args = parser.parse_args()
+    key = Key(b"bench".ljust(32, b"\0"), STRENGTHS["balanced"])
+    work = tempfile.mkdtemp(prefix="poscuda-bench-")
+    try:
+        build(work)
+        rows = []
+        for fmt, folder, copies in (
+                ("parquet", "parquet", ((pyarrow_copy, "pyarrow read + write"),
+                                        (pyarrow_reencode, "the same, each cell decoded and encoded by soundfile"))),
+                ("webdataset", "tar", ((tar_copy, "tarfile read + write"),))):
+            for jobs in (1, 2):
+                took = best(lambda: protect_tree(f"{work}/{folder}", f"{work}/out", key, jobs=jobs,
+                                                 containers=Options(fmt)), f"{work}/out", args.repeat)
+                for copy, baseline in copies:
+                    base = best(lambda: copy(f"{work}/{folder}", f"{work}/copy"), f"{work}/copy", args.repeat)
+                    rows.append((fmt, jobs, took, baseline, base))
+                    print(fmt, jobs, f"{took:.2f} s against {base:.2f} s ({baseline})", flush=True)
+    finally:
+        shutil.rmtree(work)
+    lines = [f"# protect on containers ({date.today()}, {platform.machine()}, {os.cpu_count()} cores)", "",
+             f"{CLIPS} clips of 1 s at 16 kHz (half WAV, half FLAC) in {FILES} files; `balanced`; best of "
+             f"{args.repeat}. `python bench/bench_containers.py`.", "",
+             "| input | --jobs | protect | baseline | baseline time | protect / baseline |", "|---|---|---|---|---|---|"]
+    lines += [f"| {fmt} | {jobs} | {took:.2f} s | {name} | {base:.2f} s | {took / base:.1f}x |"
+              for fmt, jobs, took, name, base in rows]
+    with open(args.out, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""WebDataset tar shards: each sample is a run of consecutive members sharing a key (the member
+name up to the first dot of its file name), e.g. ``s0001.flac`` + ``s0001.cls``. The label is the
+text of the sample's ``.cls`` member, or a field of its ``.json`` member (``json:FIELD``). The
+output shard has the same members in the same order with the same headers; only the audio
+members' data (and so their size) change. Read and written member by member.
+"""
+
+import copy
+import io
+import json
+import os
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+from ..audio import is_audio_name, temp_name
+from ..errors import PoscudaError
+from .cells import Result, protect_cell
+
+
+def sample_key(name):
+    folder, _, base = name.rpartition("/")
+    stem = base.split(".", 1)[0]
+    return f"{folder}/{stem}" if folder else stem
+
+
+def count_samples(path):
+    try:
+        with tarfile.open(path, "r:*") as shard:
+            return len({sample_key(m.name) for m in shard if m.isfile()})
+    except (OSError, tarfile.TarError, EOFError):
+        return 0  # protect_shard reports it
+
+
+def _samples(shard, path):
+    """Lists of (TarInfo, bytes or None) sharing a key, in order; a key seen twice is an error."""
+    seen, group, current = set(), [], None
+    for member in shard:
+        key = sample_key(member.name) if member.isfile() else None
+        if group and key != current:
+            yield group
+            group = []
+        if key is not None and key != current:
+            if key in seen:
+                raise PoscudaError(f"{path}: member {member.name}: key {key!r} appears twice in the shard")
+            seen.add(key)
+        current = key
+        data = shard.extractfile(member).read() if member.isfile() else None
+        group.append((member, data))
+    if group:
+        yield group
+
+
+def _label(group, label_member, path):
+    wanted, _, field = label_member.partition(":")
+    for member, data in group:
+        if member.isfile() and member.name.endswith("." + wanted):
+            text = data.decode("utf-8", "replace")
+            if wanted == "cls":
+                return text.strip()
+            try:
+                return str(json.loads(text)[field])
+            except (ValueError, KeyError, TypeError):
+                raise PoscudaError(f"member {member.name}: no field {field!r}") from None
+    raise PoscudaError(f"sample {sample_key(group[0][0].name)}: no .{wanted} member to take the label from")
+
+
+def protect_shard(in_path, out_path, key, options, threads=1):
+    result = Result()
+    tmp = temp_name(out_path)
+    try:
+        with tarfile.open(in_path, "r|*") as shard, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out, \
+                ThreadPoolExecutor(threads) as pool:
+            pending = []
+            for group in _samples(shard, in_path):
+                pending.append(pool.submit(_protect_sample, group, key, options.label_member, in_path))
+                if len(pending) > 4 * threads:
+                    _land(pending.pop(0).result(), out, result)
+            for future in pending:
+                _land(future.result(), out, result)
+        if not result.failed:
+            os.replace(tmp, out_path)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        result.failed.append(f"unreadable or truncated tar ({exc})")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return result
+
+
+def _protect_sample(group, key, label_member, path):
+    """[(TarInfo, bytes)] of one sample with its audio protected, its cells, and its failures."""
+    has_audio = any(member.isfile() and is_audio_name(member.name) for member, _ in group)
+    try:
+        label = _label(group, label_member, path) if has_audio else None
+    except PoscudaError as exc:
+        return group, [], [str(exc)]
+    members, cells, failed = [], [], []
+    for member, data in group:
+        if member.isfile() and is_audio_name(member.name):
+            try:
+                cell = protect_cell(data, label, key, f"member {member.name}")
+            except PoscudaError as exc:
+                failed.append(str(exc))
+                members.append((member, data))
+                continue
+            cells.append(cell)
+            data = cell.data
+        members.append((member, data))
+    return members, cells, failed
+
+
+def _land(outcome, out, result):
+    members, cells, failed = outcome
+    result.rows += any(member.isfile() for member, _ in members)
+    result.failed += failed
+    for cell in cells:
+        result.add(cell)
+    if result.failed:
+        return  # the shard will not be written; go on only to name every bad member
+    for member, data in members:
+        header = copy.copy(member)
+        if data is not None:
+            header.size = len(data)
+        out.addfile(header, None if data is None else io.BytesIO(data))

@@ -1,0 +1,266 @@
+"""protect on Parquet files (Hugging Face layout) and WebDataset tar shards: round trips on generated data."""
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from poscuda_cli.cli import main
+from poscuda_cli.key import Key, write_key
+from poscuda_cli.params import STRENGTHS
+from poscuda_cli.protect import protect_tree
+
+from conftest import speechlike
+
+pa = pytest.importorskip("pyarrow", reason="Parquet needs the [formats] extra (pyarrow)")
+pq = pytest.importorskip("pyarrow.parquet")
+
+NAMES = ["down", "up", "yes"]
+KEY = Key(bytes(range(32)), STRENGTHS["balanced"])
+
+
+def clip_bytes(seed, fmt="WAV", subtype="PCM_16", rate=16000, seconds=0.4):
+    buffer = io.BytesIO()
+    sf.write(buffer, speechlike(seconds, rate, seed=seed)[:, 0], rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+CELLS = [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("MP3", "MPEG_LAYER_III"), ("WAV", "PCM_24"), ("FLAC", "PCM_24")]
+
+
+def features(label_type):
+    label = {"names": NAMES, "_type": "ClassLabel"} if label_type == "int" else {"dtype": "string", "_type": "Value"}
+    return {"info": {"features": {"audio": {"sampling_rate": 16000, "_type": "Audio"}, "label": label,
+                                  "text": {"dtype": "string", "_type": "Value"}}}}
+
+
+def write_parquet(path, rows=10, label_type="int", group=4, broken=None):
+    """``rows`` rows of WAV/FLAC/MP3 cells, a ClassLabel (or string) label and a text column, in row
+    groups of ``group``; with ``broken``, that row's audio bytes are not audio."""
+    audio, labels, texts = [], [], []
+    for row in range(rows):
+        fmt, subtype = CELLS[row % len(CELLS)]
+        data = b"RIFF not really" if row == broken else clip_bytes(row, fmt, subtype)
+        audio.append({"bytes": data, "path": f"clip{row}.{'wav' if fmt == 'WAV' else fmt.lower()}"})
+        labels.append(row % 3 if label_type == "int" else NAMES[row % 3])
+        texts.append(f"utterance {row}")
+    schema = pa.schema([("audio", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                        ("label", pa.int64() if label_type == "int" else pa.string()), ("text", pa.string())],
+                       metadata={b"huggingface": json.dumps(features(label_type)).encode()})
+    table = pa.Table.from_pydict({"audio": audio, "label": labels, "text": texts}, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=group, compression="zstd")
+    return path
+
+
+def key_file(tmp_path):
+    path = tmp_path / "k.json"
+    write_key(KEY, path, force=True)
+    return str(path)
+
+
+def as_tree_protects(tmp_path, cells):
+    """What protect writes for each (bytes, filename, label) when it is a file in a labelled tree."""
+    tree = tmp_path / "as-tree"
+    for data, name, label in cells:
+        (tree / label).mkdir(parents=True, exist_ok=True)
+        (tree / label / name).write_bytes(data)
+    protect_tree(tree, tmp_path / "as-tree-out", KEY)
+    return {(label, name): (tmp_path / "as-tree-out" / label / name).read_bytes() for _, name, label in cells}
+
+
+@pytest.mark.parametrize("label_type", ["int", "string"])
+def test_parquet_round_trip_keeps_everything_but_the_audio(tmp_path, label_type):
+    src = write_parquet(tmp_path / "in" / "data" / "train-00000.parquet", label_type=label_type)
+    (tmp_path / "in" / "README.md").write_text("dataset card\n")
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path), "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["protected"] == 10 and summary["containers"] == 1 and summary["copied"] == 1
+    assert summary["labels"] == {"down": 4, "up": 3, "yes": 3}
+    assert (tmp_path / "out" / "README.md").read_text() == "dataset card\n"
+    before, after = pq.ParquetFile(src), pq.ParquetFile(tmp_path / "out" / "data" / "train-00000.parquet")
+    assert after.schema_arrow.equals(before.schema_arrow, check_metadata=True)
+    assert [after.metadata.row_group(i).num_rows for i in range(after.metadata.num_row_groups)] == [4, 4, 2]
+    assert after.metadata.row_group(0).column(0).compression == "ZSTD"
+    old, new = before.read(), after.read()
+    assert new.column("label").equals(old.column("label")) and new.column("text").equals(old.column("text"))
+    old_audio, new_audio = old.column("audio").to_pylist(), new.column("audio").to_pylist()
+    assert [c["path"] for c in new_audio] == [c["path"] for c in old_audio]
+    labels = [NAMES[v] if label_type == "int" else v for v in old.column("label").to_pylist()]
+    expected = as_tree_protects(tmp_path, [(c["bytes"], c["path"], label) for c, label in zip(old_audio, labels)])
+    for cell, label in zip(new_audio, labels):
+        assert cell["bytes"] == expected[label, cell["path"]]  # the bytes protect writes for that file
+    for cell, original in zip(new_audio, old_audio):
+        a, b = sf.info(io.BytesIO(original["bytes"])), sf.info(io.BytesIO(cell["bytes"]))
+        assert (a.format, a.subtype, a.samplerate, a.channels, a.frames) == \
+               (b.format, b.subtype, b.samplerate, b.channels, b.frames)
+        assert cell["bytes"] != original["bytes"]
+
+
+def test_datasets_loads_the_protected_parquet_with_the_same_features(tmp_path):
+    datasets = pytest.importorskip("datasets", reason="the datasets library is a test-only check")
+    write_parquet(tmp_path / "in" / "train.parquet")
+    protect_tree(tmp_path / "in" / "train.parquet", tmp_path / "out", KEY,
+                 containers=_options("parquet"))
+    original = datasets.load_dataset("parquet", data_files=str(tmp_path / "in" / "train.parquet"), split="train")
+    loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "train.parquet"), split="train")
+    assert loaded.features == original.features and loaded.num_rows == 10
+    assert loaded.features["label"].names == NAMES
+    raw = loaded.cast_column("audio", datasets.Audio(decode=False))
+    assert raw[3]["audio"]["path"] == "clip3.wav" and raw["text"] == original["text"]
+    # docs/api.md's recipe: protect_bytes through map gives the cells the CLI wrote
+    import poscuda_cli as poscuda
+
+    names = original.features["label"].names
+    mapped = original.cast_column("audio", datasets.Audio(decode=False)).map(
+        lambda row: {"audio": {"bytes": poscuda.protect_bytes(row["audio"]["bytes"], names[row["label"]], KEY),
+                               "path": row["audio"]["path"]}})
+    assert [c["bytes"] for c in mapped["audio"]] == [c["bytes"] for c in raw["audio"]]
+
+
+def _options(fmt, **kwargs):
+    from poscuda_cli.containers import Options
+
+    return Options(fmt, **kwargs)
+
+
+def test_bad_parquet_cells_are_named_and_their_file_is_not_written(tmp_path):
+    write_parquet(tmp_path / "in" / "a.parquet", broken=6)
+    write_parquet(tmp_path / "in" / "b.parquet")
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path), "-q"])
+    assert result.exit_code == 1
+    assert "a.parquet: row 6: cannot decode audio" in result.stderr and "not written" in result.stderr
+    assert not (tmp_path / "out" / "a.parquet").exists() and (tmp_path / "out" / "b.parquet").exists()
+    assert not list((tmp_path / "out").rglob("*.poscuda-tmp"))
+    again = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                      key_file(tmp_path), "--json", "-q"])
+    assert json.loads(again.stdout)["resumed"] == 1  # b.parquet, finished the first time
+
+
+def test_a_label_outside_the_classlabel_names_or_a_missing_column_is_named(tmp_path):
+    path = write_parquet(tmp_path / "in" / "a.parquet", rows=4)
+    table = pq.read_table(path)
+    table = table.set_column(1, table.schema.field(1), pa.array([0, 1, 7, 2], pa.int64()))
+    pq.write_table(table, path)
+    summary = protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=_options("parquet"))
+    assert summary.failed == [("a.parquet", "row 2: label 7 is not one of the 3 ClassLabel names; not written")]
+    summary = protect_tree(tmp_path / "in", tmp_path / "out2", KEY, containers=_options("parquet", label_column="speaker"))
+    assert summary.failed[0][0] == "a.parquet" and "no label column 'speaker'" in summary.failed[0][1]
+    assert "columns: audio, label, text" in summary.failed[0][1]
+
+
+def test_one_parquet_file_as_input_and_audio_beside_parquet_refused(tmp_path):
+    src = write_parquet(tmp_path / "data" / "train.parquet", rows=3)
+    result = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "out"), "--key", key_file(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert pq.ParquetFile(tmp_path / "out" / "train.parquet").metadata.num_rows == 3
+    same = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "data"), "--key", key_file(tmp_path)])
+    assert same.exit_code == 4 and "overwrite" in same.stderr
+    (tmp_path / "data" / "stray.wav").write_bytes(clip_bytes(1))
+    mixed = CliRunner().invoke(main, ["protect", str(tmp_path / "data"), str(tmp_path / "out2"), "--key",
+                                      key_file(tmp_path), "--format", "parquet"])
+    assert mixed.exit_code == 2 and "stray.wav" in mixed.stderr and not (tmp_path / "out2").exists()
+
+
+def write_shard(path, samples=6, label_member="cls", duplicate=False):
+    """Samples of KEY.flac (or .wav) + KEY.cls / KEY.json, a folder member and a text-only sample."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as shard:
+        def add(name, data, mtime=1_700_000_000):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uname = len(data), mtime, 0o640, "publisher"
+            shard.addfile(info, io.BytesIO(data))
+
+        folder = tarfile.TarInfo("part0")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        shard.addfile(folder)
+        for i in range(samples):
+            key = f"part0/s{i:04d}"
+            audio = clip_bytes(i, "FLAC", "PCM_16") if i % 2 else clip_bytes(i)
+            add(f"{key}.{'flac' if i % 2 else 'wav'}", audio)
+            label = NAMES[i % 3]
+            if label_member == "cls":
+                add(f"{key}.cls", f"{label}\n".encode())
+            else:
+                add(f"{key}.json", json.dumps({"label": label, "id": i}).encode())
+            add(f"{key}.txt", f"transcript {i}".encode())
+        add("part0/notes.txt", b"no audio here")
+        if duplicate:
+            add("part0/s0000.wav", clip_bytes(99))
+    return path
+
+
+def members(path):
+    with tarfile.open(path) as shard:
+        return [(m.name, m.type, m.mode, m.mtime, m.uname, shard.extractfile(m).read() if m.isfile() else None)
+                for m in shard]
+
+
+@pytest.mark.parametrize("label_member", ["cls", "json:label"])
+def test_webdataset_round_trip_keeps_members_in_order(tmp_path, label_member):
+    src = write_shard(tmp_path / "in" / "shard-000.tar", label_member=label_member.split(":")[0])
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path), "--label-member", label_member, "--json", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["protected"] == 6
+    old, new = members(src), members(tmp_path / "out" / "shard-000.tar")
+    assert [m[:5] for m in new] == [m[:5] for m in old]  # names, types, modes, times, owners, in order
+    audio = [(m, n) for m, n in zip(old, new) if m[0].endswith((".wav", ".flac"))]
+    assert len(audio) == 6
+    assert all(m[5] == n[5] for m, n in zip(old, new) if not m[0].endswith((".wav", ".flac")))
+    cells = [(m[5], m[0].split("/")[-1], NAMES[int(m[0].split("/s")[1][:4]) % 3])
+             for m, _ in audio]
+    expected = as_tree_protects(tmp_path, cells)
+    for (m, n), (_, name, label) in zip(audio, cells):
+        assert n[5] == expected[label, name] != m[5]
+
+
+def test_webdataset_duplicate_keys_and_truncated_shards_are_named(tmp_path):
+    write_shard(tmp_path / "in" / "dup.tar", duplicate=True)
+    good = write_shard(tmp_path / "in" / "good.tar")
+    cut = tmp_path / "in" / "cut.tar"
+    cut.write_bytes(good.read_bytes()[:20000])
+    summary = protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=_options("webdataset"))
+    failed = dict(summary.failed)
+    assert set(failed) == {"dup.tar", "cut.tar"}
+    assert "key 'part0/s0000' appears twice" in failed["dup.tar"]
+    assert "truncated" in failed["cut.tar"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["good.tar"]
+
+
+def test_containers_on_dask_match_local(tmp_path):
+    pytest.importorskip("distributed", reason="the dask executor needs the [dask] extra")
+    for i in range(2):
+        write_parquet(tmp_path / "in" / f"part-{i}.parquet", rows=4)
+    local = protect_tree(tmp_path / "in", tmp_path / "local", KEY, containers=_options("parquet"), jobs=2)
+    remote = protect_tree(tmp_path / "in", tmp_path / "dask", KEY, containers=_options("parquet"), jobs=2,
+                          executor="dask")
+    assert local.protected == remote.protected == 8 and local.containers == remote.containers == 2
+    for i in range(2):
+        name = f"part-{i}.parquet"
+        assert pq.read_table(tmp_path / "dask" / name).equals(pq.read_table(tmp_path / "local" / name))
+
+
+def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    write_parquet(tmp_path / "in" / "a.parquet", rows=2)
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name == "pyarrow" or name.startswith("pyarrow."):
+            raise ImportError("No module named 'pyarrow'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path)])
+    assert result.exit_code == 6 and "pip install 'poscuda[formats]'" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -80,9 +80,19 @@ def table(rows, experiment, data, by="shift"):
     return "\n".join(lines)
 
 
-def frontier(rows, out):
-    """Protected-trained accuracy against PESQ and against SNR: one point per configuration, key and attacker kind,
-    all trained for EPOCHS."""
+def kind_of(model):
+    if model == "raw":
+        return "raw waveform"
+    return "kws encoder" if model.startswith("kws-") else "speaker encoder" if model.startswith("speaker-") \
+        else "MFCC/log-mel"
+
+
+MARKERS = {"MFCC/log-mel": "o", "raw waveform": "^", "kws encoder": "s"}
+
+
+def frontier(rows, out, probes=()):
+    """Protected-trained accuracy against PESQ and against SNR: one point per configuration, key and attacker kind
+    (from-scratch models trained for EPOCHS; heads on the kws encoder), and the robust probes' kws-linear."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,12 +102,11 @@ def frontier(rows, out):
             and r["key"] is not None and r["epochs"] == EPOCHS]
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
     colours, labelled = {}, set()
-    for (config, key, kind), group in groups(
-            [dict(r, kind="raw waveform" if r["model"] == "raw" else "MFCC/log-mel") for r in mine],
-            "config", "key", "kind").items():
-        colour = colours.setdefault(config, f"C{len(colours)}")
+    for (config, key, kind), group in groups([dict(r, kind=kind_of(r["model"])) for r in mine
+                                              if kind_of(r["model"]) in MARKERS], "config", "key", "kind").items():
+        colour = colours.setdefault(config, f"C{len(colours) % 10}")
         accuracy = 100 * np.mean([r["test_accuracy"] for r in group])
-        marker = "o" if kind == "MFCC/log-mel" else "^"
+        marker = MARKERS[kind]
         for axis, metric in zip(axes, ("pesq", "snr_db")):
             if group[0][metric] is None:  # a key whose quality was not measured
                 continue
@@ -105,12 +114,23 @@ def frontier(rows, out):
             if first:
                 labelled.add(config)
             axis.scatter(group[0][metric], accuracy, color=colour, marker=marker, s=36, label=config if first else None)
+    for row in probes:  # robust_probe.py: signatures tried against the kws encoder (kws-linear)
+        if row.get("pesq") is None or "kws-linear" not in row:
+            continue
+        name = "probe: sample-wise poison" if row["probe"] == "poison" else f"probe: {row['probe']}"
+        first = name not in labelled
+        labelled.add(name)
+        colour = colours.setdefault(name, "black" if row["probe"] == "poison" else "grey")
+        for axis, metric in zip(axes, ("pesq", "snr_db")):
+            axis.scatter(row[metric], 100 * row["kws-linear"], color=colour, marker="D", s=30,
+                         label=name if first and metric == "pesq" else None)
     for axis, label in zip(axes, ("PESQ of the protected training set", "mean SNR (dB)")):
         axis.set_xlabel(label)
         axis.axhline(20, color="grey", linewidth=0.8, linestyle="--")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("protected-trained accuracy on clean test (%)")
-    axes[0].legend(fontsize=8, title="o MFCC/log-mel (mean)  ^ raw", title_fontsize=8)
+    axes[0].legend(fontsize=7, title="o MFCC/log-mel (mean)  ^ raw  s kws encoder  D probes (kws-linear)",
+                   title_fontsize=7)
     figure.suptitle("FSDD: each point is one key of one configuration (chance 10%)", fontsize=10)
     figure.savefig(out, dpi=110)
 
@@ -118,20 +138,23 @@ def frontier(rows, out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=os.path.join(HERE, "results/efficacy.jsonl"))
+    parser.add_argument("--probes", default=os.path.join(HERE, "results/robust.jsonl"))
     parser.add_argument("--out", default=os.path.join(HERE, "../docs/results.png"))
     args = parser.parse_args()
     rows = load(args.results)
+    probes = load(args.probes) if os.path.exists(args.probes) else []
     for title, experiment, data, by in (("Strength levels, FSDD standard split", "levels", "fsdd", "shift"),
                                         ("Defended attackers, FSDD", "defenses", "fsdd", "defense"),
                                         ("Unseen speakers, FSDD (leave one speaker out)", "speakers", "fsdd", "shift"),
                                         ("Unseen speech: the 16 kHz spoken-word set", "levels", "speech16k", "shift"),
+                                        ("FSDD labelled by speaker (6 labels)", "levels", "fsdd-speakers", "shift"),
                                         ("Defended attackers, 16 kHz set", "defenses", "speech16k", "defense"),
                                         ("Learned filters, FSDD", "fitted", "fsdd", "shift"),
                                         ("Learned filters, 16 kHz set", "fitted", "speech16k", "shift")):
         text = table(rows, experiment, data, by)
         if text:
             print(f"\n### {title}\n{text}")
-    frontier(rows, args.out)
+    frontier(rows, args.out, probes)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,20 @@ MIXED_TREE = {
 }
 
 
+def without_packages(monkeypatch, *packages):
+    """Make importing ``packages`` (and their submodules) fail, as when an extra is not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def blocked(name, *args, **kwargs):
+        if name.split(".")[0] in packages:
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", blocked)
+
+
 @pytest.fixture
 def key():
     return generate_key()

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from poscuda_cli.cli import main
 from poscuda_cli.protect import protect_tree
 
-from conftest import speechlike, vowel_tree, write_tree
+from conftest import speechlike, vowel_tree, without_packages, write_tree
 
 torch = pytest.importorskip("torch", reason="audit needs the [audit] extra (torch)")
 
@@ -73,22 +73,13 @@ def test_audit_shift_rows_and_bad_model(tmp_path, key):
 
 
 def test_audit_without_torch_says_how_to_install(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_torch(name, *args, **kwargs):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("No module named 'torch'")
-        return real_import(name, *args, **kwargs)
-
     import sys
 
     import poscuda_cli.audit
 
     monkeypatch.delitem(sys.modules, "poscuda_cli.audit.attackers", raising=False)
     monkeypatch.delattr(poscuda_cli.audit, "attackers", raising=False)
-    monkeypatch.setattr(builtins, "__import__", no_torch)
+    without_packages(monkeypatch, "torch")
     src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
     result = CliRunner().invoke(main, ["audit", "--train", str(src), "--protected", str(src), "--test", str(src)])
     assert result.exit_code == 6 and "pip install" in result.stderr

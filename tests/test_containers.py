@@ -14,7 +14,7 @@ from poscuda_cli.key import Key, write_key
 from poscuda_cli.params import STRENGTHS
 from poscuda_cli.protect import protect_tree
 
-from conftest import speechlike
+from conftest import speechlike, without_packages
 
 pa = pytest.importorskip("pyarrow", reason="Parquet needs the [formats] extra (pyarrow)")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -249,17 +249,8 @@ def test_containers_on_dask_match_local(tmp_path):
 
 
 def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
-    import builtins
-
     write_parquet(tmp_path / "in" / "a.parquet", rows=2)
-    real_import = builtins.__import__
-
-    def no_pyarrow(name, *args, **kwargs):
-        if name == "pyarrow" or name.startswith("pyarrow."):
-            raise ImportError("No module named 'pyarrow'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    without_packages(monkeypatch, "pyarrow")
     result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
                                        key_file(tmp_path)])
     assert result.exit_code == 6 and "pip install 'poscuda[formats]'" in result.stderr

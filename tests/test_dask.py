@@ -11,7 +11,7 @@ from poscuda_cli.params import Params
 from poscuda_cli.protect import protect_tree
 from poscuda_cli.verify import verify_trees
 
-from conftest import MIXED_TREE, write_tree
+from conftest import MIXED_TREE, without_packages, write_tree
 from test_protect import tree_bytes
 
 pytest.importorskip("distributed", reason="the dask executor needs the [dask] extra")
@@ -71,16 +71,7 @@ def test_dask_cli_on_fsdd(fsdd, tmp_path):
 
 
 def test_without_dask_says_how_to_install(tmp_path, key, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_dask(name, *args, **kwargs):
-        if name == "distributed" or name.startswith("distributed."):
-            raise ImportError("No module named 'distributed'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_dask)
+    without_packages(monkeypatch, "distributed")
     src = write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.1)})
     key_path = tmp_path / "k.json"
     write_key(key, key_path)

@@ -11,7 +11,7 @@ from poscuda_cli.verify.embeddings import Cache, MfccEmbedding
 from poscuda_cli.protect import protect_tree
 from poscuda_cli.verify import verify_trees
 
-from conftest import speechlike, write_tree
+from conftest import speechlike, without_packages, write_tree
 
 TREE = {f"{lab}/{i}.wav": ("WAV", "PCM_16", 8000, 1, 0.4 + 0.1 * i) for lab in "ab" for i in range(4)}
 
@@ -155,17 +155,7 @@ def test_vggish_backend_with_random_weights(tmp_path):
 
 @pytest.mark.parametrize("flag", [["--perceptual", "pesq"], ["--min-speaker-sim", "0.9"], ["--report", "r.html"]])
 def test_perceptual_without_the_extra_says_how_to_install(tmp_path, monkeypatch, flag):
-    import builtins
-
-    real_import = builtins.__import__
-    missing = ("pesq", "pystoi", "resemblyzer", "matplotlib")
-
-    def without_extra(name, *args, **kwargs):
-        if name.split(".")[0] in missing:
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", without_extra)
+    without_packages(monkeypatch, "pesq", "pystoi", "resemblyzer", "matplotlib")
     a = write_tree(tmp_path / "a", TREE)
     result = CliRunner().invoke(main, ["verify", str(a), str(a), "--cache", "none"] + flag)
     assert result.exit_code == 6 and "pip install 'poscuda[quality]'" in result.stderr

@@ -1,0 +1,327 @@
+"""Probes toward a signature that a frozen pretrained encoder's head learns (docs/results.md,
+"Toward a robust level"). FSDD's standard split; the attacker is the audit's kws-linear / kws-mlp
+(openwakeword 0.4.0's speech_embedding, clip centred in a 2-s window, a head on the standardised
+embedding sequence), trained on the protected training split, tested on the clean test split.
+Rows go to bench/results/robust.jsonl.
+
+    python bench/robust_probe.py families --keys 3    # hand-made time-varying and additive signatures
+    python bench/robust_probe.py visible --keys 3     # does the embedding see them at all?
+    python bench/robust_probe.py oracle               # how big a per-label shift of the embedding must be
+    python bench/robust_probe.py push --keys 1        # per-label tiles fitted through the encoder (torch)
+    python bench/robust_probe.py poison               # per-clip perturbations fitted through it (torch)
+
+push and poison need torch and onnx (kws_torch.py); they take 15-60 min on 2 cores.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from scipy.ndimage import map_coordinates
+from scipy.signal import istft, stft
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from efficacy_sweep import DATA  # noqa: E402
+from poscuda_cli.audit import encoders, probes  # noqa: E402
+from poscuda_cli.audit.data import Clips, labeled_files, read_clips  # noqa: E402
+
+OUT = os.path.join(HERE, "results/robust.jsonl")
+RATE = 8000
+HEADS = ("kws-linear", "kws-mlp")
+
+
+class Fsdd:
+    """FSDD's splits, read once, with the clean embeddings every probe compares against."""
+
+    def __init__(self):
+        root, split, _ = DATA["fsdd"]
+        self.train = read_clips(root, labeled_files(root, split, test=False))
+        self.test = read_clips(root, labeled_files(root, split, test=True))
+        self.y_train = np.array([int(label) for label in self.train.labels])
+        self.y_test = np.array([int(label) for label in self.test.labels])
+        self.e_train = encoders.embed("kws", self.train)
+        self.e_test = encoders.embed("kws", self.test)
+
+    def clean_floats(self, i):
+        return self.train.data[i][:, 0] / 32768.0
+
+    def protected(self, change, indices=None):
+        """The training clips (or ``indices`` of them) through ``change(float clip, index)``, as PCM_16."""
+        indices = range(len(self.train.data)) if indices is None else indices
+        data = [np.clip(np.rint(change(self.clean_floats(i), i) * 32768), -32768, 32767).astype(np.int16)[:, None]
+                for i in indices]
+        pick = list(indices)
+        return Clips(self.train.root, [self.train.relpaths[i] for i in pick], [self.train.labels[i] for i in pick],
+                     data, [self.train.infos[i] for i in pick])
+
+    def attack(self, protected, indices=None):
+        """kws-linear and kws-mlp trained on ``protected``, tested on the clean test split."""
+        y = self.y_train if indices is None else self.y_train[list(indices)]
+        embedded = encoders.embed("kws", protected)
+        return {head: probes.train_and_test(head, embedded, y, self.e_test, self.y_test)[1] for head in HEADS}
+
+
+def quality(original, protected, count=60):
+    """Mean PESQ (narrow-band) and SNR of ``protected`` against ``original`` (Clips, in the same order)
+    over ``count`` evenly spaced clips."""
+    from poscuda_cli.verify.perceptual import pesq_score
+
+    pick = np.linspace(0, len(protected.data) - 1, count).astype(int)
+    scores, snrs = [], []
+    for i in pick:
+        a, b = original.data[i][:, 0] / 32768.0, protected.data[i][:, 0] / 32768.0
+        scores.append(pesq_score(a, b, RATE)[0])  # narrow-band at 8 kHz; short clips padded
+        snrs.append(10 * np.log10(np.sum(a ** 2) / max(np.sum((a - b) ** 2), 1e-12)))
+    return float(np.mean(scores)), float(np.mean(snrs))
+
+
+def extent(x, frame=80):
+    """(start, stop) of the speech: 10 ms frames within 30 dB of the loudest."""
+    n = len(x) // frame
+    energy = 10 * np.log10(np.mean(x[:n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() - 30)
+    return loud[0] * frame, (loud[-1] + 1) * frame
+
+
+def tremolo(x, p):
+    t = np.arange(len(x)) / RATE
+    return x * (1 + p["depth"] * np.sin(2 * np.pi * p["rate_hz"] * t + p["phase"]))
+
+
+def tf_gains(x, p, nfft=256, hop=64):
+    """A per-label grid of dB gains (8 mel bands x 8 steps over the speech, zero mean in time)."""
+    f, t, spectrum = stft(x, RATE, nperseg=nfft, noverlap=nfft - hop)
+    start, stop = extent(x)
+    where = np.clip((t * RATE - start) / max(stop - start, 1), 0, 1)
+    grid = p["grid"]
+    bands, steps = grid.shape
+    mel = np.log1p(f / 700)
+    at = np.meshgrid(np.interp(mel, np.linspace(0, mel[-1], bands), np.arange(bands)),
+                     np.interp(where, np.linspace(0, 1, steps), np.arange(steps)), indexing="ij")
+    gain_db = map_coordinates(grid, at, order=1, mode="nearest")
+    return istft(spectrum * 10 ** (gain_db / 20), RATE, nperseg=nfft, noverlap=nfft - hop)[1][:len(x)]
+
+
+def melody(x, p):
+    """A per-label sequence of four 80 ms tones over the speech, ``level_db`` below its RMS."""
+    start, stop = extent(x)
+    t = np.arange(len(x)) / RATE
+    y, step = np.zeros_like(x), int(0.08 * RATE)
+    for k, at in enumerate(range(start, stop, step)):
+        n = min(step, len(x) - at)
+        y[at:at + n] += np.sin(2 * np.pi * p["tones"][k % 4] * t[:n]) * np.hanning(n)
+    rms = np.sqrt(np.mean(x[start:stop] ** 2))
+    return x + y * rms * 10 ** (p["level_db"] / 20) / max(np.sqrt(np.mean(y[start:stop] ** 2)), 1e-9)
+
+
+def families(rng):
+    """name -> (function, {label: parameters}) for one key's draw."""
+    def grid(db):
+        g = rng.uniform(-db, db, (8, 8))
+        return g - g.mean(axis=1, keepdims=True)
+
+    labels = [str(i) for i in range(10)]
+    return {
+        "tremolo 30%": (tremolo, {l: {"rate_hz": rng.uniform(3, 12), "phase": rng.uniform(0, 2 * np.pi),
+                                      "depth": 0.3} for l in labels}),
+        "time-frequency gains +-6 dB": (tf_gains, {l: {"grid": grid(6)} for l in labels}),
+        "time-frequency gains +-12 dB": (tf_gains, {l: {"grid": grid(12)} for l in labels}),
+        "tone melody -20 dB": (melody, {l: {"tones": rng.uniform(300, 3500, 4), "level_db": -20} for l in labels}),
+        "tone melody -30 dB": (melody, {l: {"tones": rng.uniform(300, 3500, 4), "level_db": -30} for l in labels}),
+    }
+
+
+def key_rng(name, key):
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(f"robust:{name}:{key}".encode()).digest()[:8], "little"))
+
+
+def record(row):
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def run_families(data, keys):
+    for key in range(keys):
+        for name, (change, params) in families(key_rng("families", key)).items():
+            protected = data.protected(lambda x, i: change(x, params[data.train.labels[i]]))
+            pesq_nb, snr = quality(data.train, protected)
+            record({"probe": "families", "signature": name, "key": key, "pesq": round(pesq_nb, 2),
+                    "snr_db": round(snr, 1), **{h: round(a, 4) for h, a in data.attack(protected).items()}})
+
+
+def run_visible(data, keys, clips=1200):
+    """Each clip gets the signature of a random class (not its digit): can a head on the embedding
+    tell which signature a clip carries? (chance 10%)"""
+    for key in range(keys):
+        assign = key_rng("visible", key).integers(0, 10, clips)
+        for name, (change, params) in families(key_rng("families", key)).items():
+            protected = data.protected(lambda x, i: change(x, params[str(assign[i])]), range(clips))
+            embedded = encoders.embed("kws", protected)
+            cut = clips * 2 // 3
+            accuracy = probes.train_and_test("kws-linear", embedded[:cut], assign[:cut], embedded[cut:],
+                                             assign[cut:])[1]
+            record({"probe": "visible", "signature": name, "key": key, "signature_accuracy": round(accuracy, 4)})
+
+
+def run_oracle(data):
+    """Shift every window's embedding of a label by ``size`` standard deviations along a random
+    per-label direction, directly in embedding space: how large must a learned shortcut be?"""
+    flat = data.e_train.reshape(-1, 96)
+    scale = flat.std(axis=0) + 1e-6
+    directions = np.linalg.qr(np.random.default_rng(1).standard_normal((96, 10)))[0].T
+    for size in (1, 4, 8, 16, 32, 64, 128):
+        shifted = data.e_train + size * (directions[data.y_train] * scale)[:, None, :]
+        record({"probe": "oracle", "shift_sd": size, **{h: round(probes.train_and_test(
+            h, shifted, data.y_train, data.e_test, data.y_test)[1], 4) for h in HEADS}})
+
+
+def standardiser(data):
+    import torch
+
+    flat = data.e_train.reshape(-1, 96)
+    return torch.tensor(flat.mean(0), dtype=torch.float32), torch.tensor(flat.std(0) + 1e-6, dtype=torch.float32)
+
+
+def upsampled_in_window(x):
+    """(clips, L) at 8 kHz -> (clips, 32000) at 16 kHz in int16 units, centred: the attacker's input."""
+    import torch
+
+    count, length = x.shape
+    spectrum = torch.fft.rfft(x, dim=1)
+    padded = torch.cat([spectrum, torch.zeros(count, length + 1 - spectrum.shape[1], dtype=spectrum.dtype)], 1)
+    up = torch.fft.irfft(padded, 2 * length, dim=1) * 2
+    out = torch.zeros(count, 32000)
+    start = (32000 - 2 * length) // 2
+    out[:, start:start + 2 * length] = up * 32767
+    return out
+
+
+def run_push(data, keys, snr_db, steps, tile=2560, per_label=16):
+    """Per-label additive tiles (0.32 s, repeated from a random phase, shaped by each clip's 20 ms
+    envelope, scaled to ``snr_db``) fitted so the embeddings of a label move along its direction."""
+    import torch
+    import torch.nn.functional as F
+    from kws_torch import Kws
+
+    torch.set_num_threads(os.cpu_count())
+    model = Kws().eval()
+    mean, scale = standardiser(data)
+
+    def envelope(x, width=160):
+        return torch.sqrt(F.conv1d(x[:, None] ** 2, torch.ones(1, 1, width) / width, padding=width // 2)[:, 0, :x.shape[1]]
+                          + 1e-10)
+
+    def signature(tiles, x, labels, phase):
+        repeated = tiles[labels].repeat(1, x.shape[1] // tile + 2)
+        shifted = torch.stack([torch.roll(row, int(p))[:x.shape[1]] for row, p in zip(repeated, phase)]) * envelope(x)
+        power = (x ** 2).sum(1, keepdim=True) / ((shifted ** 2).sum(1, keepdim=True) + 1e-12)
+        return shifted * torch.sqrt(power / 10 ** (snr_db / 10))
+
+    for key in range(keys):
+        rng = key_rng("push", key)
+        directions = torch.linalg.qr(torch.from_numpy(rng.standard_normal((96, 10))).float())[0].T
+        tiles = torch.nn.Parameter(torch.from_numpy(rng.standard_normal((10, tile))).float() * 0.01)
+        optimiser = torch.optim.Adam([tiles], lr=0.01)
+        pool = np.concatenate([np.flatnonzero(data.y_train == c)[:per_label] for c in range(10)])
+        started, push = time.perf_counter(), 0.0
+        for _ in range(steps):
+            batch = rng.choice(pool, 40, replace=False)
+            length = max(len(data.train.data[i]) for i in batch)
+            x = torch.zeros(len(batch), length)
+            for j, i in enumerate(batch):
+                x[j, :len(data.train.data[i])] = torch.from_numpy(data.clean_floats(i)).float()
+            labels = torch.from_numpy(data.y_train[batch])
+            y = x + signature(tiles, x, labels, rng.integers(0, tile, len(batch)))
+            noise = torch.randn_like(y) * x.pow(2).mean(1, keepdim=True).sqrt() * 10 ** (-rng.uniform(10, 30) / 20)
+            embedded = (model(upsampled_in_window(y + noise)) - mean) / scale
+            projection = (embedded * directions[labels][:, None, :]).sum(-1)
+            optimiser.zero_grad()
+            (-projection.mean()).backward()
+            optimiser.step()
+            push = float(projection.mean().detach())
+        fitted = tiles.detach()
+
+        def apply(x, i):
+            with torch.no_grad():
+                t = torch.from_numpy(x).float()[None]
+                label = torch.tensor([data.y_train[i]])
+                return x + signature(fitted, t, label, [0])[0].numpy().astype(np.float64)
+
+        protected = data.protected(apply)
+        pesq_nb, snr = quality(data.train, protected)
+        record({"probe": "push", "key": key, "snr_db": round(snr, 1), "pesq": round(pesq_nb, 2), "steps": steps,
+                "fit_push_sd": round(push, 3), "fit_seconds": round(time.perf_counter() - started),
+                **{h: round(a, 4) for h, a in data.attack(protected).items()}})
+
+
+def run_poison(data, snr_db, steps, per_label):
+    """Per-clip perturbations (PGD in an L2 ball at ``snr_db``) that move each training clip of digit
+    c toward the clean embedding centroid of digit c + 1, on ``per_label`` clips per digit; heads
+    trained on those clips (and, for comparison, on the same clips clean)."""
+    import torch
+    from kws_torch import Kws
+
+    torch.set_num_threads(os.cpu_count())
+    model = Kws().eval()
+    mean, scale = standardiser(data)
+    z = (torch.tensor(data.e_train) - mean) / scale
+    centroids = torch.stack([z[torch.from_numpy(data.y_train == c)].mean(0) for c in range(10)])
+    pick = np.concatenate([np.flatnonzero(data.y_train == c)[:per_label] for c in range(10)])
+    poisoned, started, distances = {}, time.perf_counter(), []
+    for i in pick:
+        x = torch.from_numpy(data.clean_floats(i)).float()
+        target = centroids[(data.y_train[i] + 1) % 10]
+        budget = float(x.norm()) * 10 ** (-snr_db / 20)
+        delta = torch.zeros_like(x, requires_grad=True)
+        optimiser = torch.optim.Adam([delta], lr=budget / np.sqrt(len(x)) / 5)
+        for _ in range(steps):
+            embedded = (model(upsampled_in_window((x + delta)[None]))[0] - mean) / scale
+            loss = ((embedded - target) ** 2).sum(-1).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                delta.mul_(min(1.0, budget / (float(delta.norm()) + 1e-12)))
+        distances.append(float(loss.detach()) ** 0.5)
+        poisoned[int(i)] = (x + delta).detach().numpy().astype(np.float64)
+    protected = data.protected(lambda x, i: poisoned[i], pick)
+    clean = data.protected(lambda x, i: x, pick)
+    pesq_nb, snr = quality(clean, protected, count=min(60, len(pick)))
+    record({"probe": "poison", "snr_db": round(snr, 1), "pesq": round(pesq_nb, 2), "steps": steps,
+            "clips": len(pick), "fit_seconds": round(time.perf_counter() - started),
+            "distance_to_target_sd": round(float(np.mean(distances)), 2),
+            **{h: round(a, 4) for h, a in data.attack(protected, pick).items()},
+            **{f"{h} clean-trained": round(a, 4) for h, a in data.attack(clean, pick).items()}})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison"))
+    parser.add_argument("--keys", type=int, default=3)
+    parser.add_argument("--snr", type=float, default=20.0)
+    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30")
+    parser.add_argument("--per-label", type=int, default=20, help="poison: clips per digit")
+    args = parser.parse_args()
+    data = Fsdd()
+    if args.probe == "families":
+        run_families(data, args.keys)
+    elif args.probe == "visible":
+        run_visible(data, args.keys)
+    elif args.probe == "oracle":
+        run_oracle(data)
+    elif args.probe == "push":
+        run_push(data, args.keys, args.snr, args.steps or 60)
+    else:
+        run_poison(data, args.snr, args.steps or 30, args.per_label)
+
+
+if __name__ == "__main__":
+    main()

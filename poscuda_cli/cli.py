@@ -149,13 +149,17 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
     """Write a new secret key (JSON, mode 0600).
 
     \b
-    Strength levels, measured on FSDD over 3 keys (clean-trained attackers 84-99%; docs/results.md):
+    No level stops a frozen pretrained speech encoder with a small head, the way
+    most classifiers are built today: on FSDD it scores 96% against balanced, 82-83%
+    against strong and 99% against gentle (99-100% trained on clean audio), and the
+    standard speech recipe (noise, SpecAugment, CMVN) gets a model trained from
+    scratch to 74% against balanced and 55% against strong (docs/results.md).
+    What the levels do stop, measured on FSDD over 3 keys:
       gentle    SNR 26 dB, PESQ 4.5: barely audible; attackers still reach 61-92%
-      balanced  SNR 15 dB, PESQ 4.1 (default): MFCC/log-mel attackers 15-24%, raw-waveform 66%;
-                MFCC/log-mel attackers that train with added noise get 33-49%
-      strong    SNR 4 dB, PESQ 3.6, audible colouring: MFCC/log-mel 10-19%, raw-waveform 27%;
+      balanced  SNR 15 dB, PESQ 4.1 (default): MFCC/log-mel models trained from
+                scratch 15-24%, raw-waveform 66%; with added noise 33-49%
+      strong    SNR 4 dB, PESQ 3.6, audible colouring: MFCC/log-mel 10-19%, raw 27%;
                 with added noise still at most 24% (MFCC/log-mel) and 28% (raw)
-      No level stops an attacker who stacks noise, SpecAugment and CMVN (42-86%).
 
     \b
     Examples:

@@ -255,3 +255,10 @@ def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):
                                        key_file(tmp_path)])
     assert result.exit_code == 6 and "pip install 'poscuda[formats]'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_column_that_is_not_audio_is_named(tmp_path):
+    write_parquet(tmp_path / "in" / "a.parquet", rows=2)
+    summary = protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=_options("parquet", audio_column="text"))
+    assert summary.failed == [("a.parquet", "column 'text' holds no audio ({bytes, path} structs); columns: "
+                                            "audio, label, text; choose with --audio-column")]

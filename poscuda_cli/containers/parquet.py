@@ -43,8 +43,9 @@ class Columns:
         typed = [n for n in names if features.get(n, {}).get("_type") == "Audio"]
         found = [audio_column] if audio_column else (typed or [n for n in names if is_audio(n)])
         if len(found) != 1 or found[0] not in names or not is_audio(found[0]):
-            raise LabelsError(f"{path}: {'no column ' + repr(audio_column) + ' holding' if audio_column else 'no single column of'}"
-                              f" audio ({{bytes, path}} structs); columns: {', '.join(names)}; choose with --audio-column")
+            what = f"column {audio_column!r} holds no" if audio_column else "no single column holds"
+            raise LabelsError(f"{path}: {what} audio ({{bytes, path}} structs); columns: {', '.join(names)}; "
+                              "choose with --audio-column")
         self.audio = found[0]
         classes = [n for n in names if features.get(n, {}).get("_type") == "ClassLabel"]
         label = label_column or (classes[0] if len(classes) == 1 else "label" if "label" in names else None)

@@ -9,6 +9,7 @@ Rows go to bench/results/robust.jsonl.
     python bench/robust_probe.py oracle               # how big a per-label shift of the embedding must be
     python bench/robust_probe.py push --keys 1        # per-label tiles fitted through the encoder (torch)
     python bench/robust_probe.py poison               # per-clip perturbations fitted through it (torch)
+    python bench/robust_probe.py report               # docs/results.md's tables from the rows
 
 push and poison need torch and onnx (kws_torch.py); they take 15-60 min on 2 cores.
 """
@@ -305,14 +306,61 @@ def run_poison(data, snr_db, steps, per_label):
             **{f"{h} clean-trained": round(a, 4) for h, a in data.attack(clean, pick).items()}})
 
 
+def spread(values, scale=100, digits=0):
+    """'mean [min-max]' of ``values`` (times ``scale``)."""
+    v = [scale * x for x in values]
+    text = f"{{:.{digits}f}}"
+    return f"{text.format(np.mean(v))} [{text.format(min(v))}–{text.format(max(v))}]" if len(v) > 1 \
+        else text.format(v[0])
+
+
+def report():
+    with open(OUT) as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+
+    def of(probe):
+        return [r for r in rows if r["probe"] == probe]
+
+    def grouped(probe):
+        out = {}
+        for r in of(probe):
+            out.setdefault(r["signature"], []).append(r)
+        return out
+
+    lines = ["| signature | keys | PESQ | SNR (dB) | kws-linear | kws-mlp |", "|---|---|---|---|---|---|"]
+    for name, group in grouped("families").items():
+        lines.append(f"| {name} | {len(group)} | {np.mean([r['pesq'] for r in group]):.2f} | "
+                     f"{np.mean([r['snr_db'] for r in group]):.1f} | **{spread([r['kws-linear'] for r in group])}** | "
+                     f"**{spread([r['kws-mlp'] for r in group])}** |")
+    lines += ["", "| signature | keys | kws-linear tells the signature (chance 10%) |", "|---|---|---|"]
+    lines += [f"| {name} | {len(group)} | {spread([r['signature_accuracy'] for r in group])} |"
+              for name, group in grouped("visible").items()]
+    lines += ["", "| shift (standard deviations) | " + " | ".join(str(r["shift_sd"]) for r in of("oracle")) + " |",
+              "|---|" + "---|" * len(of("oracle"))]
+    for head in HEADS:
+        lines.append(f"| {head} | " + " | ".join(f"{100 * r[head]:.0f}" for r in of("oracle")) + " |")
+    lines += ["", "| probe | SNR (dB) | PESQ | steps | fit (s) | pushed / distance left (sd) | kws-linear | kws-mlp "
+              "| the same clips clean: kws-linear / kws-mlp |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in of("push") + of("poison"):
+        clean = (f"{100 * r['kws-linear clean-trained']:.0f} / {100 * r['kws-mlp clean-trained']:.0f}"
+                 if "kws-linear clean-trained" in r else "100 / 99 (all 2,700)")
+        moved = r.get("fit_push_sd", r.get("distance_to_target_sd"))
+        lines.append(f"| {r['probe']}{' (' + str(r['clips']) + ' clips)' if 'clips' in r else ''} | {r['snr_db']} | "
+                     f"{r['pesq']} | {r['steps']} | {r['fit_seconds']} | {moved} | **{100 * r['kws-linear']:.0f}** | "
+                     f"**{100 * r['kws-mlp']:.0f}** | {clean} |")
+    print("\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison"))
+    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison", "report"))
     parser.add_argument("--keys", type=int, default=3)
     parser.add_argument("--snr", type=float, default=20.0)
     parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30")
     parser.add_argument("--per-label", type=int, default=20, help="poison: clips per digit")
     args = parser.parse_args()
+    if args.probe == "report":
+        return report()
     data = Fsdd()
     if args.probe == "families":
         run_families(data, args.keys)

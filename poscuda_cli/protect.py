@@ -95,8 +95,9 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
         raise PoscudaError(f"{src}: no files to protect (empty input folder)")
     if containers is not None:
         _check_containers(src, walked, containers)
+    rows = {entry.relpath: _rows(src, entry, containers) for entry in walked.entries} if containers else {}
     if on_total:
-        on_total(sum(_rows(src, entry, containers) for entry in walked.entries))
+        on_total(sum(rows.get(entry.relpath, 1) for entry in walked.entries))
     summary = Summary(key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
     if fail_fast and summary.failed:
         return summary
@@ -117,7 +118,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                 if done:
                     summary.resumed += 1
                     if progress:
-                        progress(_rows(src, entry, containers))
+                        progress(rows.get(entry.relpath, 1))
                 else:
                     todo.append(entry)
                     sizes.append(stat.st_size)
@@ -149,7 +150,7 @@ def _check_containers(src, walked, containers):
 
 def _rows(src, entry, containers):
     """What progress counts for ``entry``: one file, or a container's rows."""
-    if containers is None or not containers.holds(entry.relpath):
+    if not containers.holds(entry.relpath):
         return 1
     try:
         return count_rows(_paths(src, src, entry)[0], containers)

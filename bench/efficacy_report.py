@@ -88,6 +88,7 @@ def kind_of(model):
 
 
 MARKERS = {"MFCC/log-mel": "o", "raw waveform": "^", "kws encoder": "s"}
+PROBE_COLOURS = {"poison": "black", "push": "gold", "families": "magenta"}
 
 
 def frontier(rows, out, probes=()):
@@ -100,7 +101,7 @@ def frontier(rows, out, probes=()):
 
     mine = [r for r in rows if r["experiment"] in ("levels", "fitted") and r["data"] == "fsdd" and r["shift"] == 0
             and r["key"] is not None and r["epochs"] == EPOCHS]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharey=True, layout="constrained")
     colours, labelled = {}, set()
     for (config, key, kind), group in groups([dict(r, kind=kind_of(r["model"])) for r in mine
                                               if kind_of(r["model"]) in MARKERS], "config", "key", "kind").items():
@@ -120,7 +121,7 @@ def frontier(rows, out, probes=()):
         name = "probe: sample-wise poison" if row["probe"] == "poison" else f"probe: {row['probe']}"
         first = name not in labelled
         labelled.add(name)
-        colour = colours.setdefault(name, "black" if row["probe"] == "poison" else "grey")
+        colour = colours.setdefault(name, PROBE_COLOURS.get(row["probe"], "magenta"))
         for axis, metric in zip(axes, ("pesq", "snr_db")):
             axis.scatter(row[metric], 100 * row["kws-linear"], color=colour, marker="D", s=30,
                          label=name if first and metric == "pesq" else None)
@@ -129,8 +130,9 @@ def frontier(rows, out, probes=()):
         axis.axhline(20, color="grey", linewidth=0.8, linestyle="--")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("protected-trained accuracy on clean test (%)")
-    axes[0].legend(fontsize=7, title="o MFCC/log-mel (mean)  ^ raw  s kws encoder  D probes (kws-linear)",
-                   title_fontsize=7)
+    figure.legend(loc="outside lower center", ncol=4, fontsize=7, title_fontsize=7,
+                  title="o MFCC/log-mel models (mean)   ^ raw-waveform model   s kws encoder + head (mean)   "
+                        "D robust probes (kws-linear)")
     figure.suptitle("FSDD: each point is one key of one configuration (chance 10%)", fontsize=10)
     figure.savefig(out, dpi=110)
 

@@ -35,9 +35,12 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_protect.py
+	$(BIN)/python bench/bench_containers.py
+	$(BIN)/python bench/bench_encoders.py
 
-# docs/results.md's and docs/verify.md's measurements: about 12 hours on 2 cores; needs
-# make install-extras, FSDD beside the project, and espeak-ng + flite for the 16 kHz set.
+# docs/results.md's and docs/verify.md's measurements: about 17 hours on 2 cores; needs
+# make install-extras, FSDD beside the project, espeak-ng + flite for the 16 kHz set, and onnx
+# (pip install onnx) for the robust probes' torch port of the kws encoder.
 # Starts bench/results/efficacy.jsonl afresh (the committed copy is in git).
 SWEEP := $(BIN)/python bench/efficacy_sweep.py
 results: $(STAMP)
@@ -68,6 +71,17 @@ results: $(STAMP)
 	$(SWEEP) speakers --configs balanced --keys 3 --models cnn-avg,raw,lstm,cnn-flat,transformer
 	$(SWEEP) fitted --fit-snr 15 --keys 3
 	$(SWEEP) fitted --data speech16k --fit-snr 15 --keys 3
+	$(SWEEP) levels --configs balanced,strong,gentle --keys 3 --shift 0 --models kws-linear,kws-mlp,speaker-linear
+	$(SWEEP) defenses --configs balanced,strong,gentle --keys 3 --models cnn-flat --defenses recipe --epochs 30
+	$(SWEEP) levels --data speech16k --configs balanced,strong,gentle --keys 3 --shift 0 --models kws-linear,kws-mlp,speaker-linear
+	$(SWEEP) levels --data fsdd-speakers --configs balanced,strong,gentle --keys 3 --shift 0 --models speaker-linear,kws-linear,cnn-avg
+	$(SWEEP) defenses --data speech16k --configs balanced,strong --keys 3 --models cnn-flat --defenses recipe --epochs 30
+	rm -f bench/results/robust.jsonl
+	$(BIN)/python bench/robust_probe.py oracle
+	$(BIN)/python bench/robust_probe.py families --keys 3
+	$(BIN)/python bench/robust_probe.py visible --keys 3
+	$(BIN)/python bench/robust_probe.py push --keys 1
+	$(BIN)/python bench/robust_probe.py poison --snr 20
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
 	$(BIN)/python bench/verify_references.py --data speech16k --every 4

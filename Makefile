@@ -80,7 +80,7 @@ results: $(STAMP)
 	$(BIN)/python bench/robust_probe.py oracle
 	$(BIN)/python bench/robust_probe.py families --keys 3
 	$(BIN)/python bench/robust_probe.py visible --keys 3
-	$(BIN)/python bench/robust_probe.py push --keys 1
+	$(BIN)/python bench/robust_probe.py push --keys 3 --steps 30
 	$(BIN)/python bench/robust_probe.py poison --snr 20
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd

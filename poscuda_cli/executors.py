@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from concurrent import futures as local_futures
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from .errors import MissingExtraError
@@ -73,12 +73,13 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False, fork=Fals
 
             start = _start_method() if fork else "spawn"
             workers = local_futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(start),
-                                                        initializer=_start_worker, initargs=(os.getpid(),))
+                                                        initializer=_die_with, initargs=(os.getpid(),))
         else:
             workers = local_futures.ThreadPoolExecutor(max_workers=jobs)
         try:
             submit = _deaf_to_interrupts(workers.submit) if processes else workers.submit
-            yield Pool(submit, local_futures.as_completed, LOCAL_BATCH_BYTES)
+            with _one_blas_thread_each() if processes else nullcontext():
+                yield Pool(submit, local_futures.as_completed, LOCAL_BATCH_BYTES)
         finally:
             workers.shutdown(wait=True, cancel_futures=True)
         return
@@ -122,12 +123,20 @@ def _deaf_to_interrupts(submit):
     return wrapped
 
 
-def _start_worker(parent):
-    """In a worker process: one BLAS/OpenMP thread, as the pool runs one process per core (in a
-    spawned worker; a forked one has numpy loaded already); and death with ``parent``."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
-    _die_with(parent)
+@contextmanager
+def _one_blas_thread_each():
+    """While worker processes start: one BLAS/OpenMP thread for each, as the pool runs one process
+    per core. A spawned worker loads numpy, which reads these variables, before any initializer
+    runs (from the caller's main module, or the first task), so they are set here, in the
+    environment it inherits, unless the user set them; they are put back after. (A forked
+    worker keeps numpy as this process loaded it.)"""
+    unset = [name for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ]
+    os.environ.update(dict.fromkeys(unset, "1"))
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 # linux/prctl.h: deliver a signal to this process when the thread that started it exits

@@ -101,6 +101,39 @@ def test_workers_are_forked_only_from_a_single_thread():
         other.join()
 
 
+BLAS_PROBE = """
+import os
+import numpy  # loaded before the pool, as in most scripts: a spawned worker loads it again at start
+from threadpoolctl import threadpool_info
+from poscuda_cli import executors
+
+
+def blas_threads():
+    return sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"})
+
+
+if __name__ == "__main__":
+    with executors.pool("local", jobs=2, processes=True) as workers:  # spawned: verify's workers
+        theirs = workers.submit(blas_threads).result()
+    print(theirs, blas_threads() != [1], "OPENBLAS_NUM_THREADS" in os.environ)
+"""
+
+
+def test_spawned_workers_start_with_one_blas_thread_each(tmp_path):
+    """Two workers with a BLAS pool of every core each made verify 3.6x slower than one thread
+    (bench_containers); this process keeps its own threads and environment."""
+    pytest.importorskip("threadpoolctl", reason="counting BLAS threads needs threadpoolctl")
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("with one core BLAS has one thread anyway")
+    script = tmp_path / "probe.py"
+    script.write_text(BLAS_PROBE)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                              "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[1]", "True", "False"]
+
+
 def test_ogg_output_does_not_depend_on_the_clock(tmp_path, key):
     """libsndfile gives each Ogg stream a random serial number: written as drawn, two runs on the
     same Vorbis or Opus input would differ in it and in every page's checksum."""

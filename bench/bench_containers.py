@@ -1,9 +1,13 @@
-"""Speed of protect on Parquet files and WebDataset shards against baselines in the same process.
+"""Speed of protect and verify on Parquet files and WebDataset shards against baselines in the
+same process.
 
-3,000 clips of 1 s at 16 kHz (half WAV PCM_16, half FLAC), in 4 Parquet files (row groups of 250)
-and in 4 tar shards. Baselines: a pyarrow read + write of the same Parquet files (every row group
-read and written again, same compression), and a tarfile read + write of the same shards (every
-member read and added again). Best of --repeat runs each; writes bench/results-containers.md.
+3,000 clips of 1 s at 16 kHz (half WAV PCM_16, half FLAC), in 4 Parquet files (row groups of 250),
+in 4 tar shards, and as a tree of files. Baselines for protect: a pyarrow read + write of the same
+Parquet files (every row group read and written again, same compression), and a tarfile read +
+write of the same shards (every member read and added again). For verify: verify on the tree of
+the same clips. And one Parquet file of all 3,000 clips (12 row groups) protected on a 2-worker
+Dask cluster, where each row group is a task, against the same file protected locally with 2 jobs.
+Best of --repeat runs each; writes bench/results-containers.md.
 
     python bench/bench_containers.py [--repeat 2]
 """
@@ -31,6 +35,7 @@ from poscuda_cli.containers import Options  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
 from poscuda_cli.params import STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
+from poscuda_cli.verify import verify_trees  # noqa: E402
 
 CLIPS, FILES, RATE = 3000, 4, 16000
 
@@ -44,14 +49,23 @@ def clip(i):
     return buffer.getvalue(), f"c{i}.{'flac' if i % 2 else 'wav'}", str(i % 10)
 
 
+def parquet_file(path, cells):
+    table = pa.table({"audio": [{"bytes": b, "path": p} for b, p, _ in cells], "label": [l for *_, l in cells]})
+    pq.write_table(table, path, row_group_size=250)
+
+
 def build(root):
     per = CLIPS // FILES
-    os.makedirs(f"{root}/parquet")
-    os.makedirs(f"{root}/tar")
+    for folder in ("parquet", "tar", "single"):
+        os.makedirs(f"{root}/{folder}")
+    parquet_file(f"{root}/single/all.parquet", [clip(i) for i in range(CLIPS)])
     for f in range(FILES):
         cells = [clip(f * per + i) for i in range(per)]
-        table = pa.table({"audio": [{"bytes": b, "path": p} for b, p, _ in cells], "label": [l for *_, l in cells]})
-        pq.write_table(table, f"{root}/parquet/part-{f}.parquet", row_group_size=250)
+        parquet_file(f"{root}/parquet/part-{f}.parquet", cells)
+        for data, path, label in cells:
+            os.makedirs(f"{root}/tree/{label}", exist_ok=True)
+            with open(f"{root}/tree/{label}/{path}", "wb") as handle:
+                handle.write(data)
         with tarfile.open(f"{root}/tar/shard-{f}.tar", "w") as shard:
             for data, path, label in cells:
                 for name, payload in ((path, data), (path.split(".")[0] + ".cls", label.encode())):
@@ -125,16 +139,36 @@ def main():
                                                  containers=Options(fmt)), f"{work}/out", args.repeat)
                 for copy, baseline in copies:
                     base = best(lambda: copy(f"{work}/{folder}", f"{work}/copy"), f"{work}/copy", args.repeat)
-                    rows.append((fmt, jobs, took, baseline, base))
+                    rows.append((f"protect {fmt}", jobs, took, baseline, base))
                     print(fmt, jobs, f"{took:.2f} s against {base:.2f} s ({baseline})", flush=True)
+        for fmt, folder in (("tree", "tree"), ("parquet", "parquet"), ("webdataset", "tar")):
+            protect_tree(f"{work}/{folder}", f"{work}/{folder}-out", key,
+                         containers=None if fmt == "tree" else Options(fmt))
+        for jobs in (1, 2):
+            def verify(fmt, folder):
+                return lambda: verify_trees(f"{work}/{folder}", f"{work}/{folder}-out", jobs=jobs, processes=True,
+                                            containers=None if fmt == "tree" else Options(fmt))
+            base = best(verify("tree", "tree"), f"{work}/none", args.repeat)
+            for fmt, folder in (("parquet", "parquet"), ("webdataset", "tar")):
+                took = best(verify(fmt, folder), f"{work}/none", args.repeat)
+                rows.append((f"verify {fmt}", jobs, took, "verify on the same clips as a tree", base))
+                print("verify", fmt, jobs, f"{took:.2f} s against {base:.2f} s", flush=True)
+        one = f"{work}/single/all.parquet"
+        base = best(lambda: protect_tree(one, f"{work}/out", key, jobs=2, containers=Options("parquet")),
+                    f"{work}/out", args.repeat)
+        took = best(lambda: protect_tree(one, f"{work}/out", key, jobs=2, containers=Options("parquet"),
+                                         executor="dask"), f"{work}/out", args.repeat)
+        rows.append(("protect 1 parquet file, --executor dask", 2, took, "the same file, local", base))
+        print("dask", f"{took:.2f} s against {base:.2f} s", flush=True)
     finally:
         shutil.rmtree(work)
     lines = [f"# protect on containers ({date.today()}, {platform.machine()}, {os.cpu_count()} cores)", "",
-             f"{CLIPS} clips of 1 s at 16 kHz (half WAV, half FLAC) in {FILES} files; `balanced`; best of "
-             f"{args.repeat}. `python bench/bench_containers.py`.", "",
-             "| input | --jobs | protect | baseline | baseline time | protect / baseline |", "|---|---|---|---|---|---|"]
-    lines += [f"| {fmt} | {jobs} | {took:.2f} s | {name} | {base:.2f} s | {took / base:.1f}x |"
-              for fmt, jobs, took, name, base in rows]
+             f"{CLIPS} clips of 1 s at 16 kHz (half WAV, half FLAC) in {FILES} files (or one, for the Dask row: "
+             f"12 row groups, 12 tasks); `balanced`; verify without perceptual metrics; best of {args.repeat}. "
+             "`python bench/bench_containers.py`.", "",
+             "| run | --jobs | time | baseline | baseline time | time / baseline |", "|---|---|---|---|---|---|"]
+    lines += [f"| {run} | {jobs} | {took:.2f} s | {name} | {base:.2f} s | {took / base:.2f}x |"
+              for run, jobs, took, name, base in rows]
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines) + "\n")
 

@@ -33,7 +33,7 @@ def keygen(path=None, strength="balanced", preset=None, params=(), force=False):
 
 
 def protect_tree(src, dst, key, labels=None, jobs=None, force=False, fail_fast=False, progress=None,
-                 processes=False):
+                 processes=False, containers=None):
     """Protect the labeled audio under ``src`` into ``dst`` (as ``poscuda protect``); returns its Summary.
 
     ``key`` is a Key or the path of a key file; ``labels`` a label source (:func:`label_table`,
@@ -41,26 +41,29 @@ def protect_tree(src, dst, key, labels=None, jobs=None, force=False, fail_fast=F
     ``processes=True`` runs them in worker processes where they average under 512 kB, as the
     command line does (faster on many small files). On Linux, from a script running no other
     thread, the workers are forked; otherwise they are spawned, and the calling script needs the
-    ``if __name__ == "__main__":`` guard.
+    ``if __name__ == "__main__":`` guard. ``containers`` (``poscuda_cli.containers.Options("parquet")``
+    or ``Options("webdataset")``) protects Parquet files or WebDataset shards instead of a tree.
     """
     if not hasattr(key, "label_plan"):
         key = load_key(key)
     return _protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=progress,
-                         labels=labels, processes=processes)
+                         labels=labels, processes=processes, containers=containers)
 
 
-def verify_trees(original, protected, perceptual=(), labels=None, jobs=None, embedding="mfcc", processes=False):
+def verify_trees(original, protected, perceptual=(), labels=None, jobs=None, embedding="mfcc", processes=False,
+                 containers=None):
     """Measure ``protected`` against ``original`` (as ``poscuda verify``); returns a Report whose
     ``summary()`` is the JSON summary. ``perceptual`` is a subset of ("pesq", "stoi", "speaker").
 
     Pairs run in threads; ``processes=True`` runs them in worker processes, as the command line
     does (faster with PESQ), and then your script needs the ``if __name__ == "__main__":`` guard.
+    ``containers`` (as for :func:`protect_tree`) measures Parquet files or WebDataset shards.
     """
     from .verify import Plan
     from .verify import verify_trees as verify
 
     return verify(original, protected, Plan(tuple(perceptual), embedding), jobs=jobs, labels=labels,
-                  processes=processes)
+                  processes=processes, containers=containers)
 
 
 def protect_array(samples, samplerate, label, key, subtype=None):

@@ -185,9 +185,10 @@ def read_all(handle, path, info, on_disk=True):
     return data
 
 
-def mono_float(path):
-    """(mono float64 in [-1, 1], AudioInfo) of an audio file: the form every analysis reads."""
-    data, info = read(path)
+def mono_float(source, name=None):
+    """(mono float64 in [-1, 1], AudioInfo) of an audio file: the form every analysis reads.
+    ``source`` is its path, or its bytes (then errors name ``name``)."""
+    data, info = decode(source, name) if isinstance(source, bytes) else read(source)
     return to_mono_float(data), info
 
 

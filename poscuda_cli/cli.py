@@ -112,6 +112,37 @@ def _labels(root, label_table, path_column, label_column, delimiter, label_patte
     return from_options(root, label_table, path_column, label_column, delimiter, label_pattern)
 
 
+def _container_options(command):
+    """--format/--audio-column/--label-member: IN as Parquet files or WebDataset shards."""
+    for option in reversed([
+        click.option("--format", "container_format", type=click.Choice(("auto",) + FORMATS), default="auto",
+                     show_default=True, help="A tree of audio files, Parquet files (Hugging Face layout; "
+                                             "poscuda[formats]) or WebDataset tar shards [auto: by what it holds]."),
+        click.option("--audio-column", metavar="NAME", help="Parquet: the audio column [the one Audio-typed column]."),
+        click.option("--label-member", metavar="cls|json:FIELD", default="cls", show_default=True,
+                     help="WebDataset: the label is the text of KEY.cls, or FIELD of KEY.json."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _containers(root, container_format, audio_column, label_column, label_member, *tree_options):
+    """containers.Options when ``root`` holds Parquet files or tar shards (or --format says so);
+    None for a tree. ``tree_options`` are --labels, --path-column, --delimiter and --label-from."""
+    from .containers import Options, detect
+
+    fmt = detect(root) if container_format == "auto" else container_format
+    if fmt == "tree":
+        if audio_column:
+            raise click.UsageError("--audio-column goes with Parquet input")
+        return None
+    if any(tree_options):
+        raise click.UsageError(f"--labels and --label-from describe trees; {fmt} files carry their labels")
+    if label_member != "cls" and not label_member.startswith("json:") or label_member == "json:":
+        raise click.BadParameter("cls, or json:FIELD", param_hint="--label-member")
+    return Options(fmt, audio_column, label_column, label_member)
+
+
 def _key_options(command):
     """--strength/--preset/--param: the parameters of a new key (keygen, audit --keys)."""
     from .params import PRESETS, STRENGTHS
@@ -195,12 +226,7 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @_label_options
-@click.option("--format", "container_format", type=click.Choice(("auto",) + FORMATS), default="auto",
-              show_default=True, help="IN is a tree of audio files, Parquet files (Hugging Face layout; "
-                                      "poscuda[formats]) or WebDataset tar shards [auto: by what IN holds].")
-@click.option("--audio-column", metavar="NAME", help="Parquet: the audio column [the one Audio-typed column].")
-@click.option("--label-member", metavar="cls|json:FIELD", default="cls", show_default=True,
-              help="WebDataset: the label is the text of KEY.cls, or FIELD of KEY.json.")
+@_container_options
 @_executor_options
 def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_table, path_column, label_column,
             delimiter, label_pattern, container_format, audio_column, label_member, executor, scheduler):
@@ -227,22 +253,12 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
       poscuda protect speech-commands/data/ out/ --key k.json                 # *.parquet
       poscuda protect shards/ out/ --key k.json --label-member json:label     # *.tar
     """
-    from .containers import Options, detect
     from .key import load_key
     from .protect import protect_tree
 
-    fmt = detect(src) if container_format == "auto" else container_format
-    containers = None
-    if fmt == "tree":
-        if audio_column:
-            raise click.UsageError("--audio-column goes with Parquet input")
-        labels = _labels(src, label_table, path_column, label_column, delimiter, label_pattern)
-    else:
-        if label_table or label_pattern or path_column or delimiter:
-            raise click.UsageError(f"--labels and --label-from describe trees; {fmt} files carry their labels")
-        if label_member != "cls" and not label_member.startswith("json:") or label_member == "json:":
-            raise click.BadParameter("cls, or json:FIELD", param_hint="--label-member")
-        labels, containers = None, Options(fmt, audio_column, label_column, label_member)
+    containers = _containers(src, container_format, audio_column, label_column, label_member, label_table,
+                             path_column, delimiter, label_pattern)
+    labels = None if containers else _labels(src, label_table, path_column, label_column, delimiter, label_pattern)
     key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
     with _progress_bar(None, quiet, unit="file" if containers is None else "row") as bar:
         summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=bar.update,
@@ -277,8 +293,8 @@ def _perceptual_list(ctx, param, value):
 
 
 @main.command()
-@click.argument("original", metavar="ORIG", type=click.Path(file_okay=False, exists=True))
-@click.argument("protected", metavar="PROT", type=click.Path(file_okay=False, exists=True))
+@click.argument("original", metavar="ORIG", type=click.Path(exists=True))
+@click.argument("protected", metavar="PROT", type=click.Path(exists=True))
 @click.option("--perceptual", metavar="LIST", callback=_perceptual_list,
               help="Also measure pesq, stoi, speaker (comma-separated) or all; needs poscuda[quality].")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
@@ -301,15 +317,18 @@ def _perceptual_list(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 @_label_options
+@_container_options
 @_executor_options
 def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_file_snr, min_pesq, min_stoi,
            min_speaker_sim, csv_path, cache_dir, embedding, weights, jobs, quiet, as_json, label_table, path_column,
-           label_column, delimiter, label_pattern, executor, scheduler):
+           label_column, delimiter, label_pattern, container_format, audio_column, label_member, executor, scheduler):
     """Measure how much PROT differs from ORIG: FAD, SNR, LSD, and PESQ/STOI/speaker similarity.
 
     Files are paired by relative path; missing or extra files, and pairs that differ in
     rate, channels or length, are errors (exit 1). FAD uses MFCC+delta frame embeddings
-    at 16 kHz by default (docs/verify.md).
+    at 16 kHz by default (docs/verify.md). Parquet files and WebDataset shards (or one
+    such file each) are paired by name, their audio cells by row or member, and a cell is
+    reported as FILE#ROW or SHARD#MEMBER.
 
     \b
     Examples:
@@ -317,6 +336,7 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
       poscuda verify in/ out/ --perceptual all --report report.html
       poscuda protect in/ out/ --key k.json && poscuda verify in/ out/ --min-pesq 4.0 --min-snr 12
       poscuda verify in/ out/ --perceptual pesq,stoi --csv quality.csv --json > summary.json
+      poscuda verify speech-commands/data/ protected/ --perceptual pesq       # *.parquet
     """
     from .errors import GateError
     from .verify import Plan, verify_trees
@@ -333,21 +353,25 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
     elif cache_dir.lower() == "none":
         cache_dir = None
     plan = Plan(tuple(n for n in ("pesq", "stoi", "speaker") if n in wanted), embedding, weights, cache_dir)
-    labels = _labels(original, label_table, path_column, label_column, delimiter, label_pattern)
+    containers = _containers(original, container_format, audio_column, label_column, label_member, label_table,
+                             path_column, delimiter, label_pattern)
+    labels = None if containers else _labels(original, label_table, path_column, label_column, delimiter,
+                                             label_pattern)
     if report_path:
         from .verify.report import require as require_report
 
         require_report()
-    with _progress_bar(None, quiet) as bar:
+    with _progress_bar(None, quiet, unit="file" if containers is None else "cell") as bar:
         report = verify_trees(original, protected, plan, jobs=jobs, progress=bar.update, on_total=_set_total(bar),
-                              executor=executor, scheduler=scheduler, labels=labels, processes=True)
+                              executor=executor, scheduler=scheduler, labels=labels, processes=True,
+                              containers=containers)
     summary = report.summary()
     if csv_path:
         report.write_csv(csv_path)
     if report_path:
         from .verify.report import write_report
 
-        write_report(report, original, protected, report_path)
+        write_report(report, original, protected, report_path, containers)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
@@ -402,15 +426,15 @@ def _print_verify_summary(summary):
 
 
 @main.command()
-@click.option("--train", "train_dir", required=True, type=click.Path(file_okay=False, exists=True),
-              help="Clean training tree (IN/<label>/**).")
-@click.option("--protected", "protected_dir", type=click.Path(file_okay=False, exists=True),
+@click.option("--train", "train_dir", required=True, type=click.Path(exists=True),
+              help="Clean training tree (IN/<label>/**), or Parquet files or WebDataset shards.")
+@click.option("--protected", "protected_dir", type=click.Path(exists=True),
               help="The protected copy of --train (made with your key).")
 @click.option("--keys", type=click.IntRange(1, 100), default=None,
               help="Instead of --protected: protect --train in memory with N fresh keys (never written).")
 @_key_options
-@click.option("--test", "test_dir", type=click.Path(file_okay=False, exists=True),
-              help="Clean test tree with the same labels.")
+@click.option("--test", "test_dir", type=click.Path(exists=True),
+              help="Clean test tree (or containers, as --train) with the same labels.")
 @click.option("--split", metavar="REGEX",
               help=r"Instead of --test: files whose name matches REGEX are the test set, e.g. '_[0-4]\.wav$'.")
 @click.option("--groups", metavar="REGEX",
@@ -439,9 +463,10 @@ def _print_verify_summary(summary):
 @_label_options
 @click.option("--test-labels", "test_table", type=click.Path(dir_okay=False, exists=True),
               help="With --labels and --test: the test tree's table (same columns).")
+@_container_options
 def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, split, groups, models, defenses,
           epochs, shift, seconds, seed, threads, max_accuracy, quiet, as_json, label_table, path_column,
-          label_column, delimiter, label_pattern, test_table):
+          label_column, delimiter, label_pattern, test_table, container_format, audio_column, label_member):
     """Train attacker models on clean and protected data; report clean-test accuracy.
 
     With --keys N the training tree is protected in memory with N fresh keys (of
@@ -457,6 +482,7 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
       poscuda audit --train fsdd --keys 3 --split '_[0-4]\\.wav$' --models kws-linear,kws-mlp
       poscuda audit --train fsdd --keys 3 --split '_[0-4]\\.wav$' --models cnn-flat --defense recipe
       poscuda audit --train fsdd --keys 3 --groups '_([a-z]+)_' --defense bandstop --json > audit.json
+      poscuda audit --train data/train.parquet --protected out/train.parquet --test data/test.parquet
     """
     from .audit import audit as run_audit
     from .audit.defenses import DEFENSES, invalid
@@ -476,19 +502,22 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
         raise click.UsageError("give either --protected DIR or --keys N")
     if not keys and (strength or preset or params):
         raise click.UsageError("--strength, --preset and --param describe the fresh keys of --keys N")
-    labels = _labels(train_dir, label_table, path_column, label_column, delimiter, label_pattern)
+    containers = _containers(train_dir, container_format, audio_column, label_column, label_member, label_table,
+                             path_column, delimiter, label_pattern, test_table)
+    labels = None if containers else _labels(train_dir, label_table, path_column, label_column, delimiter,
+                                             label_pattern)
     if test_dir and label_table and not test_table:
         raise click.UsageError("with --labels and --test, give the test tree's table too (--test-labels)")
     test_labels = _labels(test_dir, test_table or None, path_column if test_table else None,
                           label_column if test_table else None, delimiter if test_table else None,
-                          label_pattern) if test_dir else None
+                          label_pattern) if test_dir and not containers else None
     fresh = [generate_key(_key_params(strength, preset, params)) for _ in range(keys or 0)]
     with _progress_bar(None, quiet, unit="step") as bar:
         result = run_audit(train_dir, protected_dir, test_dir, split, groups, fresh, names,
                            ("none",) + tuple(d for d in defenses if d != "none") if defenses else None, epochs,
                            seed, shift, seconds,
                            threads=threads, progress=lambda: bar.update(1), on_total=_set_total(bar),
-                           labels=labels, test_labels=test_labels)
+                           labels=labels, test_labels=test_labels, containers=containers)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -101,6 +101,23 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False, fork=Fals
             cluster.close()
 
 
+def fan_out():
+    """On a Dask worker, a ``run(fn, [args, ...])`` that runs ``fn`` on each argument tuple as a task of
+    its own on the cluster and returns the results in order (the calling task steps out of its
+    worker's slots while it waits, so that they can run); None anywhere else."""
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except (ImportError, ValueError):
+        return None
+
+    def run(fn, many):
+        with worker_client() as client:
+            return client.gather([client.submit(fn, *args, pure=False) for args in many])
+    return run
+
+
 def _start_method():
     """"fork" on Linux from a process running no other Python thread, else "spawn". A forked
     worker is ready at once, where a spawned one first imports numpy and scipy again (0.6 s,

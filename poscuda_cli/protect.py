@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import audio, executors, tree
-from .containers import EXTENSIONS, count_rows, protect_container, require as require_format
-from .errors import LabelsError, PoscudaError
+from .containers import count_rows, located, protect_container, require as require_format
+from .errors import PoscudaError
 from .manifest import Manifest, OutputLock, Record
 from .stream import protect_file_in_blocks
 from .transform import protect_clip
@@ -84,17 +84,14 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     started = time.perf_counter()
     if containers is not None:
         require_format(containers)
-    if containers is not None and os.path.isfile(src):
-        tree.check_file_paths(src, dst)
-        src, walked = os.path.dirname(os.path.abspath(src)), tree.Walk([tree.Entry(os.path.basename(src), "", False)],
-                                                                       [], [])
-    else:
+    if containers is None:
         tree.check_paths(src, dst)
         walked = tree.walk(src, labels)
-    if not walked.entries and not walked.problems:
-        raise PoscudaError(f"{src}: no files to protect (empty input folder)")
-    if containers is not None:
-        _check_containers(src, walked, containers)
+        if not walked.entries and not walked.problems:
+            raise PoscudaError(f"{src}: no files to protect (empty input folder)")
+    else:
+        (tree.check_file_paths if os.path.isfile(src) else tree.check_paths)(src, dst)
+        src, walked = located(src, containers)
     rows = {entry.relpath: _rows(src, entry, containers) for entry in walked.entries} if containers else {}
     if on_total:
         on_total(sum(rows.get(entry.relpath, 1) for entry in walked.entries))
@@ -133,19 +130,6 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started
     return summary
-
-
-def _check_containers(src, walked, containers):
-    """Container mode protects containers and copies other files: audio files beside them would be
-    copied unprotected, so they are refused before anything is written."""
-    loose = sorted([entry.relpath for entry in walked.entries if entry.audio]
-                   + [path for path, _ in walked.problems if audio.is_audio_name(path)])
-    if loose:
-        raise LabelsError(f"{src}: holds audio files beside the {containers.format} containers ({loose[0]}"
-                          f"{f' and {len(loose) - 1} more' if len(loose) > 1 else ''}); protect them as a tree "
-                          "(--format tree) or move them")
-    if not any(containers.holds(entry.relpath) for entry in walked.entries):
-        raise LabelsError(f"{src}: no {containers.format} files ({'*' + EXTENSIONS[containers.format]})")
 
 
 def _rows(src, entry, containers):
@@ -220,7 +204,7 @@ def _protect_one(src, dst, key, entry, threads, containers=None):
         stat = os.stat(in_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
         if containers is not None and containers.holds(entry.relpath):
-            done = protect_container(in_path, out_path, key, containers, threads)
+            done = protect_container(in_path, out_path, key, containers, threads, executors.fan_out())
             if done.failed:
                 more = f" (and {len(done.failed) - 3} more)" if len(done.failed) > 3 else ""
                 raise _EntryError(entry, "; ".join(done.failed[:3]) + more + "; not written")

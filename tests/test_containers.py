@@ -238,14 +238,42 @@ def test_webdataset_duplicate_keys_and_truncated_shards_are_named(tmp_path):
 def test_containers_on_dask_match_local(tmp_path):
     pytest.importorskip("distributed", reason="the dask executor needs the [dask] extra")
     for i in range(2):
-        write_parquet(tmp_path / "in" / f"part-{i}.parquet", rows=4)
+        write_parquet(tmp_path / "in" / f"part-{i}.parquet", rows=10)  # 3 row groups: 3 tasks on Dask
+    write_shard(tmp_path / "in" / "shards" / "a.tar")
     local = protect_tree(tmp_path / "in", tmp_path / "local", KEY, containers=_options("parquet"), jobs=2)
     remote = protect_tree(tmp_path / "in", tmp_path / "dask", KEY, containers=_options("parquet"), jobs=2,
                           executor="dask")
-    assert local.protected == remote.protected == 8 and local.containers == remote.containers == 2
-    for i in range(2):
-        name = f"part-{i}.parquet"
-        assert pq.read_table(tmp_path / "dask" / name).equals(pq.read_table(tmp_path / "local" / name))
+    assert local.protected == remote.protected == 20 and local.containers == remote.containers == 2
+    assert remote.labels == local.labels == {"down": 8, "up": 6, "yes": 6}
+    for name in ("part-0.parquet", "part-1.parquet", "shards/a.tar"):  # the shard is copied in parquet mode
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    assert not [p for p in (tmp_path / "dask").rglob("*") if p.name.endswith(".poscuda-tmp")]
+
+
+def test_a_parquet_file_fanned_out_by_row_group_gives_the_same_bytes(tmp_path):
+    from poscuda_cli.containers.parquet import protect_parquet
+
+    src = write_parquet(tmp_path / "in.parquet", rows=10, broken=None)
+    tasks = []
+
+    def fan_out(fn, many):  # what executors.fan_out does on a Dask worker, here in order
+        tasks.extend(args[-1] for args in many)
+        return [fn(*args) for args in many]
+
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "parts").mkdir()
+    whole = protect_parquet(src, tmp_path / "whole" / "out.parquet", KEY, _options("parquet"))
+    parts = protect_parquet(src, tmp_path / "parts" / "out.parquet", KEY, _options("parquet"), fan_out=fan_out)
+    assert tasks == [0, 1, 2]
+    assert (tmp_path / "parts" / "out.parquet").read_bytes() == (tmp_path / "whole" / "out.parquet").read_bytes()
+    assert (parts.rows, parts.cells, parts.samples, parts.labels) == (whole.rows, whole.cells, whole.samples,
+                                                                     whole.labels)
+    assert whole.rows == whole.cells == 10
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["out.parquet"]  # the pieces are gone
+    bad = write_parquet(tmp_path / "bad.parquet", rows=10, broken=5)
+    failed = protect_parquet(bad, tmp_path / "parts" / "bad.parquet", KEY, _options("parquet"), fan_out=fan_out)
+    assert [f.split(":")[0] for f in failed.failed] == ["row 5"]  # named by its row in the whole file
+    assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["out.parquet"]
 
 
 def test_parquet_without_pyarrow_says_what_to_install(tmp_path, monkeypatch):

@@ -78,3 +78,20 @@ def test_without_dask_says_how_to_install(tmp_path, key, monkeypatch):
     result = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "out"), "--key", str(key_path),
                                        "--executor", "dask"])
     assert result.exit_code == 6 and "pip install 'poscuda[dask]'" in result.stderr
+
+
+def _nested():
+    from poscuda_cli import executors
+
+    run = executors.fan_out()
+    return run(pow, [(2, 3), (3, 2), (5, 1)]) if run else None
+
+
+def test_fan_out_runs_tasks_from_a_task_even_on_one_single_threaded_worker():
+    """What spreads a Parquet file's row groups over a cluster: the task that launches them steps
+    out of its worker's only slot while it waits, so one worker with one thread does not deadlock."""
+    from poscuda_cli import executors
+
+    assert executors.fan_out() is None  # not on a Dask worker
+    with executors.pool("dask", jobs=1) as workers:
+        assert workers.submit(_nested).result(timeout=60) == [8, 9, 5]

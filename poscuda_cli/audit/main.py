@@ -17,7 +17,7 @@ from .. import features
 from ..errors import LabelsError, MissingExtraError, PoscudaError
 from . import defenses as defense_steps
 from . import encoders, probes
-from .data import groups_of, label_indices, labeled_files, read_clips, waves
+from .data import groups_of, label_indices, read_copy, read_labeled, waves
 from .models import DEFAULT_PLAN, INPUTS, MODELS, PRETRAINED, unknown
 
 EPOCHS = 15
@@ -109,14 +109,16 @@ def epochs_for(defense, epochs=None):
 
 def audit(train_dir, protected_dir=None, test_dir=None, split=None, groups=None, keys=(), models=None,
           defenses=None, epochs=None, seed=0, shift=0.0, seconds=1.0, samplerate=None, threads=None,
-          progress=None, on_total=None, labels=None, test_labels=None, baseline=True):
+          progress=None, on_total=None, labels=None, test_labels=None, baseline=True, containers=None):
     """Train and test every attacker on every version and fold; returns an AuditResult.
 
     ``models`` and ``defenses`` (default: DEFAULT_PLAN) are trained as every pair that applies.
     ``baseline=False`` skips the clean-trained attackers (a sweep that has them already);
     rows then carry NaN as their clean accuracy.
     ``labels`` names the training files' labels, ``test_labels`` the test tree's (both label
-    sources from labels.py; default: first-level folders). ``on_total(n)`` is told how many
+    sources from labels.py; default: first-level folders). With ``containers`` (a
+    containers.Options), every set is Parquet files or WebDataset shards (or one such file), and
+    ``split`` and ``groups`` match each audio cell's file name. ``on_total(n)`` is told how many
     steps (epochs of a model trained from scratch, fits of a head) will be trained, ``progress()``
     after each.
     """
@@ -132,22 +134,22 @@ def audit(train_dir, protected_dir=None, test_dir=None, split=None, groups=None,
         import torch
 
         torch.set_num_threads(threads)
-    train_files = labeled_files(train_dir, split, test=False, labels=labels)
-    classes = sorted({label for _, label in train_files})
+    clean = read_labeled(train_dir, split, test=False, labels=labels, containers=containers)
+    classes = sorted(set(clean.labels))
     if len(classes) < 2:
         raise LabelsError(f"{train_dir}: every training file has the label {classes[0]!r}; an attacker needs "
                           "two labels or more to learn")
     index = {label: i for i, label in enumerate(classes)}
-    clean = read_clips(train_dir, train_files)
     rate = samplerate or clean.samplerate
     targets = label_indices(clean.labels, index, train_dir)
     sets = {"clean": clean}
     if protected_dir is not None:
-        sets["protected"] = read_clips(protected_dir, train_files)
+        sets["protected"] = read_copy(clean, protected_dir, containers)
     for number, key in enumerate(keys, 1):
         sets[f"key {number}"] = clean.protected(key)
     versions = list(sets) if baseline else [v for v in sets if v != "clean"]
-    folds = _folds(clean, targets, test_dir, split, groups, index, sets, test_labels if test_dir else labels)
+    folds = _folds(clean, targets, test_dir, split, groups, index, sets, test_labels if test_dir else labels,
+                   containers)
     inputs = _Inputs(sets, rate, seconds, threads)
     work = [(d, fold, m, s) for d in dict.fromkeys(d for _, d in pairs) for fold in folds
             for m in (m for m, dd in pairs if dd == d)
@@ -203,16 +205,16 @@ class _Inputs:
         return self._embeddings[name, kind]
 
 
-def _folds(clean, targets, test_dir, split, groups, index, sets, test_labels):
+def _folds(clean, targets, test_dir, split, groups, index, sets, test_labels, containers):
     everything = np.arange(len(clean.data))
     if groups is not None:
-        names = np.array(groups_of(clean.relpaths, groups))
+        names = np.array(groups_of(clean.names, groups))
         if len(set(names)) < 2:
             raise PoscudaError(f"--groups {groups!r} finds {len(set(names))} group(s); leave-one-out needs two")
         return [Fold(g, everything[names != g], "clean", everything[names == g], targets[names == g])
                 for g in sorted(set(names))]
     root = test_dir or clean.root
-    test = read_clips(root, labeled_files(root, None if test_dir else split, test=True, labels=test_labels))
+    test = read_labeled(root, None if test_dir else split, test=True, labels=test_labels, containers=containers)
     missing, extra = sorted(set(index) - set(test.labels)), sorted(set(test.labels) - set(index))
     if missing or extra:
         raise LabelsError(f"{root}: the test set's labels differ from the training set's"

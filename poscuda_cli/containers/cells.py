@@ -22,6 +22,17 @@ class Result:
     labels: Counter = field(default_factory=Counter)
     failed: list = field(default_factory=list)  # "row 3: reason" / "member x.flac: reason"
 
+    @classmethod
+    def merged(cls, results):
+        """One Result for a container done in parts."""
+        whole = cls()
+        for part in results:
+            for name in ("rows", "cells", "samples", "changed", "clipped", "seconds"):
+                setattr(whole, name, getattr(whole, name) + getattr(part, name))
+            whole.labels += part.labels
+            whole.failed += part.failed
+        return whole
+
     def add(self, cell):
         self.cells += 1
         self.samples += cell.samples

@@ -25,7 +25,52 @@ def _pyarrow():
 
 
 def count_rows(path):
-    return _pyarrow()[1].ParquetFile(path).metadata.num_rows
+    return _open(path).metadata.num_rows
+
+
+def _open(path):
+    pa, pq = _pyarrow()
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise PoscudaError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def row_groups(path):
+    """The row groups' row counts: verify reads a file one row group at a time."""
+    metadata = _open(path).metadata
+    return [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+
+
+def read_cells(path, options, group=None):
+    """(row, label, bytes, file name) of each audio cell, in row order (only row group ``group``
+    when given); a row without audio is left out, a bad label raises PoscudaError."""
+    pa = _pyarrow()[0]
+    source = _open(path)
+    columns = Columns(source.schema_arrow, path, options.audio_column, options.label_column)
+    count = source.metadata.num_row_groups
+    if group is not None and group >= count:
+        raise PoscudaError(f"{path}: no row group {group} (it has {count})")
+    groups = range(count) if group is None else [group]
+    start = sum(source.metadata.row_group(i).num_rows for i in range(groups[0])) if groups else 0
+    for index in groups:
+        try:
+            table = source.read_row_group(index, columns=[columns.audio, columns.label])
+        except (OSError, pa.ArrowException) as exc:
+            raise PoscudaError(f"{path}: row group {index} does not read ({exc})") from None
+        cells = table.column(columns.audio).combine_chunks()
+        data = cells.field("bytes").to_pylist()
+        names = cells.field("path").to_pylist() if cells.type.get_field_index("path") >= 0 else [None] * len(data)
+        labels = table.column(columns.label).to_pylist()
+        for row, cell in enumerate(data):
+            if cell is None:
+                continue
+            try:
+                label = columns.label_of(labels[row], start + row)
+            except PoscudaError as exc:
+                raise PoscudaError(f"{path}: {exc}") from None
+            yield start + row, label, cell, names[row] or str(start + row)
+        start += len(table)
 
 
 class Columns:
@@ -75,31 +120,67 @@ def _features(schema):
         return {}
 
 
-def protect_parquet(in_path, out_path, key, options, threads=1):
-    pa, pq = _pyarrow()
+def protect_parquet(in_path, out_path, key, options, threads=1, fan_out=None):
+    """Protect a Parquet file into ``out_path``: here on ``threads`` threads, or with ``fan_out``
+    (executors.fan_out, on a Dask worker) one task per row group, each writing a piece beside
+    ``out_path`` that is then joined into it."""
+    groups = len(row_groups(in_path))
+    if fan_out is None or groups < 2:
+        return protect_row_groups(in_path, out_path, key, options, threads)
+    pieces = [temp_name(f"{out_path}.{index}") for index in range(groups)]
     try:
-        source = pq.ParquetFile(in_path)
-    except (OSError, pa.ArrowException) as exc:
-        raise PoscudaError(f"{in_path}: not a readable Parquet file ({exc})") from None
+        result = Result.merged(fan_out(protect_row_groups, [(in_path, piece, key, options, 1, index)
+                                                            for index, piece in enumerate(pieces)]))
+        if not result.failed:
+            pq = _pyarrow()[1]
+            _write(_open(in_path), out_path, (pq.read_table(piece) for piece in pieces))
+        return result
+    finally:
+        for piece in pieces:
+            if os.path.exists(piece):
+                os.unlink(piece)
+
+
+def protect_row_groups(in_path, out_path, key, options, threads=1, group=None):
+    """Protect the row groups of a Parquet file (or only row group ``group``) into a file of their
+    own at ``out_path``, not written if a cell fails; returns a cells.Result."""
+    source = _open(in_path)
     columns = Columns(source.schema_arrow, in_path, options.audio_column, options.label_column)
     metadata = source.metadata
-    codec = metadata.row_group(0).column(0).compression if metadata.num_row_groups else "SNAPPY"
-    result, start = Result(rows=metadata.num_rows), 0
-    tmp = temp_name(out_path)
-    try:
-        with ThreadPoolExecutor(threads) as pool, \
-                pq.ParquetWriter(tmp, source.schema_arrow, compression=_CODECS.get(codec, codec)) as writer:
-            for index in range(metadata.num_row_groups):
+    groups = range(metadata.num_row_groups) if group is None else [group]
+    result = Result(rows=sum(metadata.row_group(i).num_rows for i in groups))
+
+    def protected():
+        start = sum(metadata.row_group(i).num_rows for i in range(groups[0])) if groups else 0
+        with ThreadPoolExecutor(threads) as pool:
+            for index in groups:
                 table = _protect_group(source.read_row_group(index), columns, key, start, pool, result)
                 start += len(table)
-                if not result.failed:  # after a failure, go on only to name every bad row
+                yield None if result.failed else table  # after a failure, go on only to name every bad row
+
+    _write(source, out_path, protected())
+    return result
+
+
+def _write(source, out_path, tables):
+    """Write ``tables`` as the row groups of a file with ``source``'s schema (metadata included) and
+    compression, to a temporary name renamed ``out_path`` at the end; if ``tables`` gives a None,
+    nothing is written."""
+    pq = _pyarrow()[1]
+    metadata = source.metadata
+    codec = metadata.row_group(0).column(0).compression if metadata.num_row_groups else "SNAPPY"
+    tmp, complete = temp_name(out_path), True
+    try:
+        with pq.ParquetWriter(tmp, source.schema_arrow, compression=_CODECS.get(codec, codec)) as writer:
+            for table in tables:
+                complete = complete and table is not None
+                if complete:
                     writer.write_table(table, row_group_size=max(len(table), 1))
-        if not result.failed:
+        if complete:
             os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return result
 
 
 _CODECS = {"UNCOMPRESSED": "NONE"}  # the footer's name for no compression, and the writer's

@@ -50,7 +50,30 @@ def _samples(shard, path):
         yield group
 
 
+def read_cells(path, options):
+    """(member name, label, bytes, member name) of each audio member, in shard order."""
+    try:
+        with tarfile.open(path, "r|*") as shard:
+            for group in _samples(shard, path):
+                try:
+                    label = _label(group, options.label_member, path)
+                except PoscudaError as exc:
+                    raise PoscudaError(f"{path}: {exc}") from None
+                for member, data in group:
+                    if _is_audio(member):
+                        yield member.name, label, data, member.name
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise PoscudaError(f"{path}: unreadable or truncated tar ({exc})") from None
+
+
+def _is_audio(member):
+    return member.isfile() and is_audio_name(member.name)
+
+
 def _label(group, label_member, path):
+    """The sample's label, or None when it holds no audio (it needs none)."""
+    if not any(_is_audio(member) for member, _ in group):
+        return None
     wanted, _, field = label_member.partition(":")
     for member, data in group:
         if member.isfile() and member.name.endswith("." + wanted):
@@ -89,14 +112,13 @@ def protect_shard(in_path, out_path, key, options, threads=1):
 
 def _protect_sample(group, key, label_member, path):
     """[(TarInfo, bytes)] of one sample with its audio protected, its cells, and its failures."""
-    has_audio = any(member.isfile() and is_audio_name(member.name) for member, _ in group)
     try:
-        label = _label(group, label_member, path) if has_audio else None
+        label = _label(group, label_member, path)
     except PoscudaError as exc:
         return group, [], [str(exc)]
     members, cells, failed = [], [], []
     for member, data in group:
-        if member.isfile() and is_audio_name(member.name):
+        if _is_audio(member):
             try:
                 cell = protect_cell(data, label, key, f"member {member.name}")
             except PoscudaError as exc:

@@ -69,18 +69,22 @@ class Cache:
         if folder:
             os.makedirs(folder, exist_ok=True)
 
-    def embed(self, path, backend, clip=None):
-        """Vectors of the file at ``path``; ``clip`` = (mono, rate) if it was already read."""
+    def embed(self, source, backend, clip=None):
+        """Vectors of an audio file, ``source`` its path or its bytes; ``clip`` = (mono, rate) if it
+        was already read."""
         def compute():
-            mono, rate = clip if clip is not None else _mono_and_rate(path)
+            mono, rate = clip if clip is not None else _mono_and_rate(source)
             return backend(mono, rate)
 
         if not self.folder:
             return compute()
         digest = hashlib.sha256(backend.id.encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        if isinstance(source, bytes):
+            digest.update(source)
+        else:
+            with open(source, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
         cached = os.path.join(self.folder, digest.hexdigest() + ".npy")
         try:
             return np.load(cached)

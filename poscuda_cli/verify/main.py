@@ -1,19 +1,21 @@
 """``poscuda verify``: how much did protection change the audio, and would a listener mind?
 
-Pairs ORIG and PROT by relative path and measures the pairs in chunks of files (worker
-processes locally, or Dask tasks): SNR, log-spectral distance, peak change and fraction of
-samples changed always; PESQ, STOI/ESTOI and speaker similarity with the ``[quality]``
-extra. FAD compares Gaussians of the two sets' embeddings, accumulated chunk by chunk.
+Pairs ORIG and PROT by relative path (or the audio cells of Parquet files and WebDataset shards
+by container and row or member) and measures the pairs in chunks of files, or a row group or
+shard at a time (worker processes locally, or Dask tasks): SNR, log-spectral distance, peak
+change and fraction of samples changed always; PESQ, STOI/ESTOI and speaker similarity with the
+``[quality]`` extra. FAD compares Gaussians of the two sets' embeddings, accumulated chunk by chunk.
 """
 
 import csv
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
+from itertools import zip_longest
 
 import numpy as np
 
-from .. import executors, tree
+from .. import containers, executors, tree
 from ..audio import mono_float
 from ..errors import PoscudaError
 from . import embeddings, metrics, perceptual, speaker
@@ -160,30 +162,34 @@ def check_plan(plan):
 
 
 def verify_trees(original, protected, plan=Plan(), jobs=None, progress=None, on_total=None,
-                 executor="local", scheduler=None, labels=None, processes=False):
+                 executor="local", scheduler=None, labels=None, processes=False, containers=None):
     """Measure PROT against ORIG as ``plan`` says; returns a Report (FAD is NaN with fewer than two vectors).
 
-    ``labels`` is a label source (labels.py; default: first-level folders). ``on_total(n)`` is
-    told how many pairs there are, ``progress(n)`` as they finish. Locally the pairs run in
-    threads, or with ``processes`` in worker processes (PESQ holds the GIL; the command line
-    uses them; a script that asks for them needs Python's ``if __name__ == "__main__":`` guard).
+    ``labels`` is a label source (labels.py; default: first-level folders). With ``containers``
+    (a containers.Options), ORIG and PROT are Parquet files or WebDataset shards (or one such file
+    each), paired by name, and their audio cells by row or member; a cell is reported as
+    ``<container>#<row or member>``. ``on_total(n)`` is told how many pairs there are,
+    ``progress(n)`` as they finish. Locally the pairs run in threads, or with ``processes`` in
+    worker processes (PESQ holds the GIL; the command line uses them; a script that asks for them
+    needs Python's ``if __name__ == "__main__":`` guard).
     """
-    for root in (original, protected):
-        if not os.path.isdir(root):
-            raise PoscudaError(f"{root}: not a folder")
     check_plan(plan)
-    orig_files, orig_problems = audio_files(original, labels)
-    prot_files, prot_problems = audio_files(protected, labels)
-    report = Report(float("nan"), [], sorted(orig_files.keys() - prot_files.keys()),
-                    sorted(prot_files.keys() - orig_files.keys()), list(orig_problems) + list(prot_problems), plan)
-    pairs = sorted((rel, orig_files[rel]) for rel in orig_files.keys() & prot_files.keys())
+    if containers is None:
+        report, pairs = _paired_files(original, protected, plan, labels)
+        total = len(pairs)
+    else:
+        report, parts = _paired_parts(original, protected, plan, containers)
+        total = sum(rows for *_, rows in parts)
     if on_total:
-        on_total(len(pairs))
-    sizes = [os.path.getsize(os.path.join(original, rel)) for rel, _ in pairs]
+        on_total(total)
     left, right = Moments(), Moments()
     with executors.pool(executor, jobs, scheduler, processes=processes) as workers:
-        chunks = executors.batches(pairs, sizes, max(workers.batch_bytes, CHUNK_BYTES))
-        futures = [workers.submit(measure_chunk, original, protected, chunk, plan) for chunk in chunks]
+        if containers is None:
+            sizes = [os.path.getsize(os.path.join(original, rel)) for rel, _ in pairs]
+            chunks = executors.batches(pairs, sizes, max(workers.batch_bytes, CHUNK_BYTES))
+            futures = [workers.submit(measure_chunk, original, protected, chunk, plan) for chunk in chunks]
+        else:
+            futures = [workers.submit(measure_part, *part[:4], containers, plan) for part in parts]
         for future in workers.as_completed(futures):
             chunk = future.result()
             report.files += chunk.files
@@ -199,22 +205,94 @@ def verify_trees(original, protected, plan=Plan(), jobs=None, progress=None, on_
     return report
 
 
+def _paired_files(original, protected, plan, labels):
+    """An empty Report naming the files only one tree holds, and the pairs [(relpath, label)]."""
+    for root in (original, protected):
+        if not os.path.isdir(root):
+            raise PoscudaError(f"{root}: not a folder")
+    orig_files, orig_problems = audio_files(original, labels)
+    prot_files, prot_problems = audio_files(protected, labels)
+    report = Report(float("nan"), [], sorted(orig_files.keys() - prot_files.keys()),
+                    sorted(prot_files.keys() - orig_files.keys()), list(orig_problems) + list(prot_problems), plan)
+    return report, sorted((rel, orig_files[rel]) for rel in orig_files.keys() & prot_files.keys())
+
+
+def _paired_parts(original, protected, plan, options):
+    """An empty Report naming the containers only one side holds, and the parts to measure:
+    [(ORIG's container, PROT's, its relative path, part, rows)]."""
+    mine, theirs = containers.counterparts(original, protected, options)
+    report = Report(float("nan"), [], sorted(mine.keys() - theirs.keys()), sorted(theirs.keys() - mine.keys()),
+                    plan=plan)
+    parts = []
+    for rel in sorted(mine.keys() & theirs.keys()):
+        try:
+            parts += [(mine[rel], theirs[rel], rel, part, rows) for part, rows in containers.parts(mine[rel], options)]
+        except PoscudaError as exc:
+            report.failed.append((rel, str(exc).replace(f"{mine[rel]}: ", "")))
+    return report, parts
+
+
 def measure_chunk(original, protected, pairs, plan):
-    """Measure ``pairs`` [(relpath, label)]: a Chunk with their FileQuality, errors and embeddings' moments."""
+    """Measure ``pairs`` [(relpath, label)] of files: a Chunk with their FileQuality, errors and
+    embeddings' moments."""
+    def loaded(rel, label):
+        a, b = os.path.join(original, rel), os.path.join(protected, rel)
+        try:
+            return rel, label, _checked(_file(a), _file(b))
+        except PoscudaError as exc:
+            return rel, label, PoscudaError(str(exc).replace(f"{a}: ", "").replace(f"{b}: ", ""))
+
+    return _measure((loaded(rel, label) for rel, label in pairs), plan)
+
+
+def measure_part(original, protected, relpath, part, options, plan):
+    """Measure the audio cells of one part (containers.parts) of the container ``original`` against
+    those of ``protected``, its protected copy, read side by side: a Chunk, as for files."""
+    def loaded():
+        try:
+            for mine, theirs in zip_longest(containers.read_cells(original, options, part),
+                                            containers.read_cells(protected, options, part)):
+                if mine is None or theirs is None or mine[0] != theirs[0]:
+                    raise PoscudaError(f"PROT's cells stop matching ORIG's at {(mine or theirs)[0]}")
+                yield containers.cell_id(relpath, mine[0]), mine[1], _cells(mine[2], theirs[2])
+        except PoscudaError as exc:
+            message = str(exc).replace(f"{original}: ", "ORIG: ").replace(f"{protected}: ", "PROT: ")
+            yield relpath, "", PoscudaError(message)
+
+    return _measure(loaded(), plan)
+
+
+def _file(path):
+    return (*mono_float(path), path)
+
+
+def _cells(a, b):
+    """The pair of two audio cells' bytes, or the PoscudaError why it cannot be measured."""
+    try:
+        return _checked((*mono_float(a, "ORIG"), a), (*mono_float(b, "PROT"), b))
+    except PoscudaError as exc:
+        return exc
+
+
+def _checked(first, second):
+    """The pair ((x, info, content), (y, info, content)) once it is fit to measure."""
+    _check_pair(first[0], first[1], second[1])
+    return first, second
+
+
+def _measure(items, plan):
+    """Measure ``items`` [(name, label, pair or the PoscudaError why there is none)]: a Chunk."""
     chunk = Chunk([], [], Moments(), Moments())
     backend = embeddings.backend(plan.embedding, plan.weights)
     cache = embeddings.Cache(plan.cache_dir)
     clips = []
-    for rel, label in pairs:
-        a, b = os.path.join(original, rel), os.path.join(protected, rel)
-        try:
-            (x, info_x), (y, info_y) = mono_float(a), mono_float(b)
-            _check_pair(x, info_x, info_y)
-        except PoscudaError as exc:
-            chunk.failed.append((rel, str(exc).replace(f"{a}: ", "").replace(f"{b}: ", "")))
+    for name, label, pair in items:
+        if isinstance(pair, PoscudaError):
+            chunk.failed.append((name, str(pair)))
             continue
+        (x, info_x, a), (y, _, b) = pair
         rate = info_x.samplerate
-        quality = FileQuality(rel, label, rate, round(len(x) / rate, 3), metrics.snr_db(x, y),
+        quality = FileQuality(name, label, rate, round(len(x) / rate, 3), metrics.snr_db(x, y),
                               metrics.log_spectral_distance(x, y, rate), metrics.peak_change_db(x, y),
                               metrics.changed_fraction(x, y))
         _perceptual(quality, x, y, rate, plan.perceptual)

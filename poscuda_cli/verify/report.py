@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, containers
 from ..audio import mono_float, temp_name
 from ..errors import MissingExtraError
 
@@ -29,15 +29,17 @@ def require():
         raise MissingExtraError("the report needs matplotlib: pip install 'poscuda[quality]'") from None
 
 
-def write_report(report, original, protected, path):
-    """Write the page for ``report`` (pairs under ``original`` and ``protected``) to ``path``, atomically."""
+def write_report(report, original, protected, path, options=None):
+    """Write the page for ``report`` (pairs under ``original`` and ``protected``, containers of
+    containers.Options ``options`` if given) to ``path``, atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     summary = report.summary()
     sections = [_summary_table(summary, original, protected), _histograms(report)]
+    audio_of = _audio_of(original, protected, options)
     for title, quality in _examples(report):
-        sections.append(_example(title, quality, original, protected))
+        sections.append(_example(title, quality, *audio_of(quality.path)))
     sections.append(_problems(report))
     page = _PAGE.format(version=html.escape(__version__), body="\n".join(sections))
     tmp = temp_name(os.fspath(path))
@@ -110,9 +112,18 @@ def _histograms(report):
     return f"<h2>Per-file distributions</h2>{_img(figure, 'histograms of per-file quality')}"
 
 
+def _audio_of(original, protected, options):
+    """A pair's name -> its ORIG and PROT audio: two paths, or two container cells' bytes."""
+    if options is None:
+        return lambda name: (os.path.join(original, name), os.path.join(protected, name))
+    mine, theirs = containers.counterparts(original, protected, options)
+    return lambda name: (containers.cell_bytes(mine, name, options), containers.cell_bytes(theirs, name, options))
+
+
 def _example(title, quality, original, protected):
-    x, info = mono_float(os.path.join(original, quality.path))
-    y, _ = mono_float(os.path.join(protected, quality.path))
+    """``original`` and ``protected``: the pair's two files (paths or bytes)."""
+    x, info = mono_float(original, "ORIG")
+    y, _ = mono_float(protected, "PROT")
     rate = info.samplerate
     scores = [f"SNR {_fmt(quality.snr_db)} dB", f"LSD {_fmt(quality.lsd_db)} dB"]
     if quality.pesq is not None:
@@ -125,8 +136,7 @@ def _example(title, quality, original, protected):
     players = "".join(
         f"<figure class=player><figcaption>{name}{' (first 30 s)' if cut else ''}</figcaption>"
         f"<audio controls preload=metadata src=\"data:audio/wav;base64,{_wav(path, rate)}\"></audio></figure>"
-        for name, path in (("original", os.path.join(original, quality.path)),
-                           ("protected", os.path.join(protected, quality.path))))
+        for name, path in (("original", original), ("protected", protected)))
     return (f"<h2>{html.escape(title)}: <code>{html.escape(quality.path)}</code></h2>"
             f"<p>{html.escape(' · '.join(scores))}</p>{_spectrograms(x, y, rate)}<div class=players>{players}</div>")
 
@@ -165,11 +175,12 @@ def _img(figure, alt):
     return f"<img alt=\"{html.escape(alt)}\" src=\"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}\">"
 
 
-def _wav(path, rate):
-    """The file's first PLAYER_SECONDS as 16-bit WAV (every browser plays it), base64."""
+def _wav(source, rate):
+    """The first PLAYER_SECONDS of a file (its path or its bytes) as 16-bit WAV (every browser
+    plays it), base64."""
     import soundfile as sf
 
-    with sf.SoundFile(path) as handle:
+    with sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source) as handle:
         data = handle.read(frames=int(PLAYER_SECONDS * rate), dtype="int16", always_2d=True)
     buffer = io.BytesIO()
     sf.write(buffer, data, rate, format="WAV", subtype="PCM_16")

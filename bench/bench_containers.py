@@ -7,7 +7,8 @@ Parquet files (every row group read and written again, same compression), and a 
 write of the same shards (every member read and added again). For verify: verify on the tree of
 the same clips. And one Parquet file of all 3,000 clips (12 row groups) protected on a 2-worker
 Dask cluster, where each row group is a task, against the same file protected locally with 2 jobs.
-Best of --repeat runs each; writes bench/results-containers.md.
+protect runs as the command line runs it (worker processes, processes=True). Best of --repeat
+runs each; writes bench/results-containers.md.
 
     python bench/bench_containers.py [--repeat 2]
 """
@@ -135,7 +136,7 @@ def main():
                                          "the same, each cell decoded and encoded by soundfile"))),
                 ("webdataset", "tar", ((tar_copy, "tarfile read + write"),))):
             for jobs in (1, 2):
-                took = best(lambda: protect_tree(f"{work}/{folder}", f"{work}/out", key, jobs=jobs,
+                took = best(lambda: protect_tree(f"{work}/{folder}", f"{work}/out", key, jobs=jobs, processes=True,
                                                  containers=Options(fmt)), f"{work}/out", args.repeat)
                 for copy, baseline in copies:
                     base = best(lambda: copy(f"{work}/{folder}", f"{work}/copy"), f"{work}/copy", args.repeat)
@@ -154,8 +155,8 @@ def main():
                 rows.append((f"verify {fmt}", jobs, took, "verify on the same clips as a tree", base))
                 print("verify", fmt, jobs, f"{took:.2f} s against {base:.2f} s", flush=True)
         one = f"{work}/single/all.parquet"
-        base = best(lambda: protect_tree(one, f"{work}/out", key, jobs=2, containers=Options("parquet")),
-                    f"{work}/out", args.repeat)
+        base = best(lambda: protect_tree(one, f"{work}/out", key, jobs=2, processes=True,
+                                         containers=Options("parquet")), f"{work}/out", args.repeat)
         took = best(lambda: protect_tree(one, f"{work}/out", key, jobs=2, containers=Options("parquet"),
                                          executor="dask"), f"{work}/out", args.repeat)
         rows.append(("protect 1 parquet file, --executor dask", 2, took, "the same file, local", base))

@@ -250,6 +250,32 @@ def test_containers_on_dask_match_local(tmp_path):
     assert not [p for p in (tmp_path / "dask").rglob("*") if p.name.endswith(".poscuda-tmp")]
 
 
+def test_containers_go_to_worker_processes_however_big_and_give_the_same_bytes(tmp_path, monkeypatch):
+    import poscuda_cli.protect as protect
+
+    for i in range(2):
+        write_parquet(tmp_path / "in" / f"part-{i}.parquet", rows=6)
+    write_shard(tmp_path / "shards" / "a.tar")
+    monkeypatch.setattr(protect, "PROCESS_MEAN_BYTES", 1)  # every file counts as big
+    asked, real = [], protect.executors.pool
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["processes"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(protect.executors, "pool", recording)
+    for fmt, src in (("parquet", tmp_path / "in"), ("webdataset", tmp_path / "shards")):
+        threads = protect_tree(src, tmp_path / fmt / "threads", KEY, jobs=2, containers=_options(fmt))
+        processes = protect_tree(src, tmp_path / fmt / "processes", KEY, jobs=2, processes=True,
+                                 containers=_options(fmt))
+        assert processes.protected == threads.protected > 0 and not processes.failed
+        for path in (tmp_path / fmt / "threads").rglob("*.*"):
+            if not path.name.startswith("."):
+                twin = tmp_path / fmt / "processes" / path.relative_to(tmp_path / fmt / "threads")
+                assert twin.read_bytes() == path.read_bytes()
+    assert asked == [False, True, False, True]  # cells are small files: the GIL-bound kind
+
+
 def test_a_parquet_file_fanned_out_by_row_group_gives_the_same_bytes(tmp_path):
     from poscuda_cli.containers.parquet import protect_parquet
 

@@ -52,7 +52,7 @@ def read_cells(path, options, group=None):
     if group is not None and group >= count:
         raise PoscudaError(f"{path}: no row group {group} (it has {count})")
     groups = range(count) if group is None else [group]
-    start = sum(source.metadata.row_group(i).num_rows for i in range(groups[0])) if groups else 0
+    start = _first_row(source.metadata, groups)
     for index in groups:
         try:
             table = source.read_row_group(index, columns=[columns.audio, columns.label])
@@ -71,6 +71,11 @@ def read_cells(path, options, group=None):
                 raise PoscudaError(f"{path}: {exc}") from None
             yield start + row, label, cell, names[row] or str(start + row)
         start += len(table)
+
+
+def _first_row(metadata, groups):
+    """The number in the whole file of the first row of row groups ``groups`` (a range or list)."""
+    return sum(metadata.row_group(i).num_rows for i in range(groups[0])) if len(groups) else 0
 
 
 class Columns:
@@ -151,7 +156,7 @@ def protect_row_groups(in_path, out_path, key, options, threads=1, group=None):
     result = Result(rows=sum(metadata.row_group(i).num_rows for i in groups))
 
     def protected():
-        start = sum(metadata.row_group(i).num_rows for i in range(groups[0])) if groups else 0
+        start = _first_row(metadata, groups)
         with ThreadPoolExecutor(threads) as pool:
             for index in groups:
                 table = _protect_group(source.read_row_group(index), columns, key, start, pool, result)

@@ -97,7 +97,7 @@ def _label_options(command):
                      help="CSV/TSV of paths (relative to IN) and labels, instead of label folders."),
         click.option("--path-column", metavar="NAME", help="--labels column holding the paths."),
         click.option("--label-column", metavar="NAME",
-                     help="--labels column holding the labels (protect: also Parquet's label column)."),
+                     help="--labels column holding the labels; with Parquet input, the label column."),
         click.option("--delimiter", metavar="CHAR", help="--labels field separator [tab for .tsv, else comma]."),
         click.option("--label-from", "label_pattern", metavar="REGEX",
                      help=r"The label is REGEX's first group on the path relative to IN, e.g. '^(\d)_'."),

@@ -147,7 +147,8 @@ def _one_blas_thread_each():
     runs (from the caller's main module, or the first task), so they are set here, in the
     environment it inherits, unless the user set them; they are put back after. (A forked
     worker keeps numpy as this process loaded it.)"""
-    unset = [name for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ]
+    variables = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    unset = [name for name in variables if name not in os.environ]
     os.environ.update(dict.fromkeys(unset, "1"))
     try:
         yield

@@ -129,16 +129,16 @@ def protect_parquet(in_path, out_path, key, options, threads=1, fan_out=None):
     """Protect a Parquet file into ``out_path``: here on ``threads`` threads, or with ``fan_out``
     (executors.fan_out, on a Dask worker) one task per row group, each writing a piece beside
     ``out_path`` that is then joined into it."""
-    groups = len(row_groups(in_path))
-    if fan_out is None or groups < 2:
+    source = None if fan_out is None else _open(in_path)
+    if source is None or source.metadata.num_row_groups < 2:
         return protect_row_groups(in_path, out_path, key, options, threads)
-    pieces = [temp_name(f"{out_path}.{index}") for index in range(groups)]
+    pieces = [temp_name(f"{out_path}.{index}") for index in range(source.metadata.num_row_groups)]
     try:
         result = Result.merged(fan_out(protect_row_groups, [(in_path, piece, key, options, 1, index)
                                                             for index, piece in enumerate(pieces)]))
         if not result.failed:
             pq = _pyarrow()[1]
-            _write(_open(in_path), out_path, (pq.read_table(piece) for piece in pieces))
+            _write(source, out_path, (pq.read_table(piece) for piece in pieces))
         return result
     finally:
         for piece in pieces:

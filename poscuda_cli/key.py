@@ -19,13 +19,23 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import filters, layout
+from . import __version__, filters, layout
 from .errors import KeyFileError, PoscudaError
 from .params import Params
 
 FORMAT = "poscuda-key"
-VERSION = 1  # a key without fitted filters; readable by every poscuda
-FITTED_VERSION = 2  # a key with a "fitted" section
+VERSION = 3  # what this poscuda writes (0.3 on): every parameter listed, a "fitted" section optional
+# Older key formats: 1 (poscuda 0.1 and 0.2) and 2 (0.2, a key with a "fitted" section). Parameters
+# added after 0.1 may be missing from them; such a key means what it meant when it was written, so
+# a missing field takes the value that reproduces that version's output (its feature off, 0.1's
+# "hz" notch spacing), pinned here, never the dataclass's defaults, which follow the default level.
+FITTED_VERSION = 2
+OLD_KEY_DEFAULTS = {
+    1: {"notch_spacing": "hz", "low_notches": 0, "low_notch_low_hz": 200.0, "low_notch_high_hz": 1000.0,
+        "low_notch_width_hz": 150.0, "echoes": 0, "echo_gain": 0.5, "echo_min_ms": 1.0, "echo_max_ms": 5.0,
+        "fit_snr_db": 15.0},
+}
+OLD_KEY_DEFAULTS[FITTED_VERSION] = OLD_KEY_DEFAULTS[1]
 GAIN_RANGE_DB = (-60.0, 20.0)
 
 
@@ -76,7 +86,7 @@ class Key:
         return _label_plan(self.secret, self.params, self.fitted, label)
 
     def to_json(self):
-        body = {"format": FORMAT, "version": FITTED_VERSION if self.fitted else VERSION,
+        body = {"format": FORMAT, "version": VERSION,
                 "secret": self.secret.hex(), "params": self.params.to_dict()}
         if self.fitted:
             body["fitted"] = self.fitted.to_dict()
@@ -157,10 +167,13 @@ def key_from_dict(body, source="key"):
             raise KeyFileError(f"{source}: missing field {field!r}")
     if body["format"] != FORMAT:
         raise KeyFileError(f"{source}: field 'format' is {body['format']!r}, expected {FORMAT!r}")
-    if body["version"] not in (VERSION, FITTED_VERSION):
-        raise KeyFileError(f"{source}: field 'version' is {body['version']!r}; this poscuda reads "
-                           f"{VERSION} and {FITTED_VERSION}")
-    if (body["version"] == FITTED_VERSION) != ("fitted" in body):
+    version = body["version"]
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise KeyFileError(f"{source}: key format {version} was written by a newer poscuda; this one "
+                           f"({__version__}) reads formats 1 to {VERSION}: upgrade poscuda")
+    if version not in (VERSION, *OLD_KEY_DEFAULTS) or isinstance(version, bool):
+        raise KeyFileError(f"{source}: field 'version' is {version!r}; this poscuda reads 1 to {VERSION}")
+    if version != VERSION and (version == FITTED_VERSION) != ("fitted" in body):
         raise KeyFileError(f"{source}: field 'fitted' goes with version {FITTED_VERSION}, and only with it")
     secret = body["secret"]
     if not isinstance(secret, str) or len(secret) != 64:
@@ -169,7 +182,7 @@ def key_from_dict(body, source="key"):
         secret_bytes = bytes.fromhex(secret)
     except ValueError:
         raise KeyFileError(f"{source}: field 'secret' must be 64 hex digits") from None
-    params = Params.from_dict(body["params"])
+    params = Params.from_dict(body["params"], OLD_KEY_DEFAULTS.get(version))
     fitted = Fitted.from_dict(body["fitted"], source) if "fitted" in body else None
     if not hmac.compare_digest(str(body["checksum"]), _checksum(body)):
         raise KeyFileError(f"{source}: field 'checksum' does not match: the key was edited or damaged")

@@ -4,7 +4,7 @@ Every field is validated here, so a key file, a ``--param`` override and a
 preset all go through one gate and errors name the field.
 """
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 from .errors import KeyFileError
 
@@ -15,7 +15,8 @@ LAYOUTS = ("offsets", "fractions", "onset", "tile", "whole")
 
 @dataclass(frozen=True)
 class Params:
-    """The defaults are the default level, ``balanced`` (a key file always lists every field)."""
+    """The defaults are the default level, ``balanced``. They are for new keys only: a key file
+    lists every field, and an older key's missing fields take that version's values (key.py)."""
 
     # filter family: "lowpass" = the paper's random non-negative taps,
     # "bandstop" = per-label notches (linear-phase FIR, designed per sample rate)
@@ -86,14 +87,20 @@ class Params:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data, defaults=None):
+        """Parameters from a key file's ``params``: every field must be there, except those
+        ``defaults`` gives (an older key's, pinned in key.py: never this dataclass's defaults)."""
         if not isinstance(data, dict):
             raise KeyFileError("key field 'params' must be an object")
         known = {f.name: f.type.__name__ for f in fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise KeyFileError(f"key field 'params' has unknown parameter(s): {', '.join(unknown)}")
-        return replace(cls(), **{k: _coerce(k, v, known[k]) for k, v in data.items()}).validate()
+        given = {**(defaults or {}), **data}
+        missing = [name for name in known if name not in given]
+        if missing:
+            raise KeyFileError(f"key field 'params' lacks parameter(s): {', '.join(missing)}")
+        return cls(**{k: _coerce(k, v, known[k]) for k, v in given.items()}).validate()
 
     def with_overrides(self, pairs):
         """Apply ``name=value`` strings (the CLI's ``--param``)."""

@@ -71,7 +71,7 @@ def test_keygen_fit_writes_a_checked_key_that_protect_uses(tmp_path):
     assert result.exit_code == 0, result.output
     assert "fitted 3 label filters" in result.stderr
     body = json.loads((tmp_path / "k.json").read_text())
-    assert body["version"] == 2 and sorted(body["fitted"]["gains_db"]) == ["high", "low", "mid"]
+    assert body["version"] == 3 and sorted(body["fitted"]["gains_db"]) == ["high", "low", "mid"]
     key = load_key(tmp_path / "k.json")
     assert key.label_plan("mid").filter.family == "curve"
     assert key.label_plan("unseen").filter.family == "bandstop"  # labels not fitted keep the drawn filter

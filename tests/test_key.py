@@ -133,7 +133,8 @@ def body_of(key):
 @pytest.mark.parametrize("edit, message", [
     (lambda b: b.pop("secret"), "missing field 'secret'"),
     (lambda b: b.update(format="other"), "field 'format'"),
-    (lambda b: b.update(version=99), "field 'version'"),
+    (lambda b: b.update(version=0), "field 'version'"),
+    (lambda b: b.update(version="3"), "field 'version'"),
     (lambda b: b.update(secret="zz" * 32), "field 'secret'"),
     (lambda b: b.update(secret="ab" * 8), "field 'secret'"),
     (lambda b: b["params"].update(notches=0), "'notches'"),

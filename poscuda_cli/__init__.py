@@ -4,7 +4,7 @@ The Python API (api.py, docs/api.md) is importable from here; it loads on first 
 command line starts fast.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _API = ("keygen", "load_key", "protect_tree", "protect_array", "protect_bytes", "verify_trees", "label_table",
         "label_pattern")

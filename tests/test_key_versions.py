@@ -110,3 +110,13 @@ def test_an_old_format_1_key_with_a_fitted_section_is_refused():
     body["version"] = 1
     with pytest.raises(KeyFileError, match="'fitted' goes with version 2"):
         key_from_dict(_rechecksummed(body))
+
+
+def test_the_version_is_the_changelogs_newest_entry():
+    """Output bytes change only with the version (the manifest refuses to resume across it), and the
+    changelog says what changed in each."""
+    from poscuda_cli import __version__
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "CHANGELOG.md"), encoding="utf-8") as handle:
+        versions = [line[3:].strip() for line in handle if line.startswith("## ")]
+    assert versions[0] == __version__

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,17 @@ def test_exit_codes(tmp_path):
     result = run("protect", src, tmp_path / "out2", "--key", tmp_path / "broken.json")
     assert result.exit_code == 3 and "missing field" in result.stderr
     assert run("protect", src, tmp_path / "out3").exit_code == 2  # --key is required
+
+
+def test_the_stated_python_is_the_one_the_code_needs():
+    """protect removes stale temporaries with glob(include_hidden=True), new in Python 3.11: setup.cfg
+    and README must not promise less."""
+    import configparser
+    import re
+
+    here = os.path.join(os.path.dirname(__file__), "..")
+    config = configparser.ConfigParser()
+    config.read(os.path.join(here, "setup.cfg"))
+    assert config["options"]["python_requires"].strip() == ">=3.11"
+    with open(os.path.join(here, "README.md"), encoding="utf-8") as handle:
+        assert re.findall(r"Python ≥ (3\.\d+)", handle.read()) == ["3.11"]

@@ -67,7 +67,7 @@ def opened(path):
     with _decoding(path):
         if os.path.getsize(path) == 0:
             raise AudioFileError(f"{path}: empty file (0 bytes)")
-        handle = sf.SoundFile(path)
+        handle = sf.SoundFile(os.fsencode(path))  # bytes: soundfile encodes a str strictly, failing on non-UTF-8 names
     try:
         yield handle, _checked_info(handle, path)
     finally:
@@ -274,7 +274,7 @@ class AtomicWriter:
 
     def __enter__(self):
         try:
-            self.handle = sf.SoundFile(self.tmp, "w", self.info.samplerate, self.info.channels,
+            self.handle = sf.SoundFile(os.fsencode(self.tmp), "w", self.info.samplerate, self.info.channels,
                                        self.info.subtype, self.info.endian, self.info.format)
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             _remove_quietly(self.tmp)

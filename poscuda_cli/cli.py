@@ -14,11 +14,28 @@ import click
 
 from . import __version__
 from .containers import FORMATS
-from .errors import PoscudaError
+from .errors import PoscudaError, printable
+
+
+def _echo(text="", err=False):
+    """click.echo, with any name that is not UTF-8 shown as escapes rather than lost."""
+    click.echo(printable(text), err=err)
+
+
+def _echo_json(data):
+    """``data`` as JSON on stdout, names that are not UTF-8 shown as in every other message."""
+    def shown(value):
+        if isinstance(value, str):
+            return printable(value)
+        if isinstance(value, dict):
+            return {shown(k): shown(v) for k, v in value.items()}
+        return [shown(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    click.echo(json.dumps(shown(data), indent=2, ensure_ascii=False))
 
 
 def _fail(message, code):
-    click.echo(f"poscuda: {message}", err=True)
+    _echo(f"poscuda: {message}", err=True)
     sys.exit(code)
 
 
@@ -82,10 +99,10 @@ def _fit(fit_dir, settings, stages, labels):
     with _progress_bar(stages, False, unit="stage") as bar:
         report = fit(clips, settings, stages=stages, progress=lambda: bar.update(1))
     worst = min(report.snr_db.values())
-    click.echo(f"fitted {len(report.snr_db)} label filters on {len(clips.data)} clips; SNR budget "
+    _echo(f"fitted {len(report.snr_db)} label filters on {len(clips.data)} clips; SNR budget "
                f"{settings.fit_snr_db:g} dB (lowest label {worst:g} dB)", err=True)
     for name in report.surrogate_fit:
-        click.echo(f"  fresh {name} after one epoch on the protected set: {report.surrogate_fit[name]:.1%} on it, "
+        _echo(f"  fresh {name} after one epoch on the protected set: {report.surrogate_fit[name]:.1%} on it, "
                    f"{report.surrogate_clean[name]:.1%} on the clean set", err=True)
     return report.fitted
 
@@ -213,7 +230,7 @@ def keygen(output, strength, preset, params, force, fit_dir, fit_stages, label_t
     key = generate_key(settings, fitted)
     write_key(key, output, force=force)
     if output != "-":
-        click.echo(f"wrote key {key.fingerprint} to {output}", err=True)
+        _echo(f"wrote key {key.fingerprint} to {output}", err=True)
 
 
 @main.command()
@@ -259,17 +276,17 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
     containers = _containers(src, container_format, audio_column, label_column, label_member, label_table,
                              path_column, delimiter, label_pattern)
     labels = None if containers else _labels(src, label_table, path_column, label_column, delimiter, label_pattern)
-    key = load_key(key_path, warn=lambda m: click.echo(m, err=True))
+    key = load_key(key_path, warn=lambda m: _echo(m, err=True))
     with _progress_bar(None, quiet, unit="file" if containers is None else "row") as bar:
         summary = protect_tree(src, dst, key, jobs=jobs, force=force, fail_fast=fail_fast, progress=bar.update,
                                on_total=_set_total(bar), executor=executor, scheduler=scheduler, labels=labels,
                                processes=True, containers=containers)
     for path, reason in summary.failed:
-        click.echo(f"poscuda: error: {path}: {reason}", err=True)
+        _echo(f"poscuda: error: {path}: {reason}", err=True)
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+        _echo_json(summary.to_dict())
     if not quiet:
-        click.echo(
+        _echo(
             f"protected {summary.protected}, copied {summary.copied}, resumed {summary.resumed}, "
             f"failed {len(summary.failed)}, skipped {len(summary.skipped)}; "
             f"{summary.changed_fraction:.1%} of samples changed, {summary.clipped} clipped; "
@@ -373,15 +390,15 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
 
         write_report(report, original, protected, report_path, containers)
     if as_json:
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        _echo_json(summary)
     else:
         _print_verify_summary(summary)
     problems = [f"missing in PROT: {p}" for p in report.missing] + [f"extra in PROT: {p}" for p in report.extra]
     problems += [f"{p}: {r}" for p, r in report.failed]
     for problem in problems:
-        click.echo(f"poscuda: error: {problem}", err=True)
+        _echo(f"poscuda: error: {problem}", err=True)
     if not quiet and report.not_measured:
-        click.echo(f"poscuda: {len(report.not_measured)} file(s) not measured by some metric "
+        _echo(f"poscuda: {len(report.not_measured)} file(s) not measured by some metric "
                    f"(first: {report.not_measured[0][0]}: {report.not_measured[0][1]}; all in --json/--csv)", err=True)
     means = {"pesq": summary.get("pesq_mean"), "stoi": summary.get("stoi_mean"),
              "speaker": summary.get("speaker_similarity_mean")}
@@ -404,25 +421,25 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
 
 
 def _print_verify_summary(summary):
-    click.echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
-    click.echo(f"FAD          {summary['fad']} ({summary['embedding']} embedding)")
-    click.echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
+    _echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
+    _echo(f"FAD          {summary['fad']} ({summary['embedding']} embedding)")
+    _echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
                f"min {summary['snr_db_min']}")
-    click.echo(f"LSD dB       mean {summary['lsd_db_mean']}")
-    click.echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
+    _echo(f"LSD dB       mean {summary['lsd_db_mean']}")
+    _echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
     if "pesq_mean" in summary:
-        click.echo(f"PESQ {summary['pesq_mode'] or '':<7} mean {summary['pesq_mean']}  median "
+        _echo(f"PESQ {summary['pesq_mode'] or '':<7} mean {summary['pesq_mean']}  median "
                    f"{summary['pesq_median']}  min {summary['pesq_min']}  ({summary['pesq_measured']} measured)")
     if "stoi_mean" in summary:
-        click.echo(f"STOI         mean {summary['stoi_mean']}  ESTOI mean {summary['estoi_mean']}  "
+        _echo(f"STOI         mean {summary['stoi_mean']}  ESTOI mean {summary['estoi_mean']}  "
                    f"({summary['stoi_measured']} measured)")
     if "speaker_similarity_mean" in summary:
-        click.echo(f"speaker sim  mean {summary['speaker_similarity_mean']}  min {summary['speaker_similarity_min']}  "
+        _echo(f"speaker sim  mean {summary['speaker_similarity_mean']}  min {summary['speaker_similarity_min']}  "
                    f"({summary['speaker_measured']} measured)")
     for item in summary["worst_snr"]:
-        click.echo(f"  worst SNR  {item['snr_db']:>7} dB  {item['path']}")
+        _echo(f"  worst SNR  {item['snr_db']:>7} dB  {item['path']}")
     for item in summary.get("worst_pesq", []):
-        click.echo(f"  worst PESQ {item['pesq']:>10}  {item['path']}")
+        _echo(f"  worst PESQ {item['pesq']:>10}  {item['path']}")
 
 
 @main.command()
@@ -519,25 +536,25 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
                            threads=threads, progress=lambda: bar.update(1), on_total=_set_total(bar),
                            labels=labels, test_labels=test_labels, containers=containers)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        _echo_json(result.to_dict())
     else:
         count = result.rows[0].keys
         spread = f"mean [min-max] over {count} keys" if count > 1 else "one key"
         named = max(12, *(len(row.model) + 2 for row in result.rows))
         width = max(12, *(len(row.defense) + 2 for row in result.rows))  # stacked defenses are long
-        click.echo(f"{'model':<{named}}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
+        _echo(f"{'model':<{named}}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
                    f"protected-trained ({spread})")
         for row in result.rows:
             protected = f"{row.protected_accuracy:6.1%}"
             if row.keys > 1:
                 protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
-            click.echo(f"{row.model:<{named}}{row.shift:>6.2f}  {row.defense:<{width}}"
+            _echo(f"{row.model:<{named}}{row.shift:>6.2f}  {row.defense:<{width}}"
                        f"{row.clean_accuracy:>14.1%}  {protected}")
         folds = result.rows[0].folds
-        click.echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
+        _echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
                    f"chance {1 / len(result.labels):.1%}")
         best = result.strongest
-        click.echo(f"strongest attacker: {best.model}{'' if best.defense == 'none' else ' under ' + best.defense}"
+        _echo(f"strongest attacker: {best.model}{'' if best.defense == 'none' else ' under ' + best.defense}"
                    f"{f' (shift {best.shift:g})' if best.shift else ''}, {best.protected_accuracy:.1%} "
                    f"protected-trained against {best.clean_accuracy:.1%} clean-trained")
     worst = result.strongest.protected_accuracy

@@ -1,6 +1,16 @@
 """The project's own exceptions; the CLI turns each into a message and an exit code."""
 
 
+def printable(text):
+    """``text`` with the bytes of a name that is not UTF-8 shown as backslash escapes
+    (``caf\\xe9.wav``): Python holds such names as surrogate escapes, which no UTF-8 output takes."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 class PoscudaError(Exception):
     """Base class: a problem the user can fix, reported without a traceback."""
 

@@ -105,7 +105,7 @@ class LabelPlan:
 
 @lru_cache(maxsize=4096)
 def _label_plan(secret, params, fitted, label):
-    seed = hmac.new(secret, label.encode("utf-8"), hashlib.sha256).digest()
+    seed = hmac.new(secret, label_bytes(label), hashlib.sha256).digest()
     rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
     drawn, where = filters.draw(params, rng), layout.draw(params, rng)
     drawn = filters.draw_extras(drawn, params, rng)
@@ -113,6 +113,12 @@ def _label_plan(secret, params, fitted, label):
     if curve is not None:
         drawn = filters.FilterSpec("curve", curve, filter_ms=params.filter_ms, anchors_hz=fitted.anchors_hz)
     return LabelPlan(label, drawn, where)
+
+
+def label_bytes(label):
+    """A label as bytes: UTF-8, and a folder name that is not UTF-8 as the bytes the file system holds
+    (Python keeps those as surrogate escapes, as os.fsencode does), so every name has its own seed."""
+    return label.encode("utf-8", "surrogateescape")
 
 
 def generate_key(params=None, fitted=None):

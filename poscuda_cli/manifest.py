@@ -19,6 +19,7 @@ from .errors import ManifestError
 
 MANIFEST_NAME = ".poscuda-manifest.jsonl"
 LOCK_NAME = ".poscuda.lock"
+NAMES = "surrogateescape"  # a path that is not UTF-8 is written as the bytes the file system holds
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Manifest:
                 header.get("poscuda") == __version__:
             self.records = records
         self._rewrite()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8", errors=NAMES)
 
     def is_done(self, entry, stat, out_path):
         """Whether ``entry`` was finished from this very input, as the same label, and its output is intact."""
@@ -83,7 +84,7 @@ class Manifest:
 
     def _rewrite(self):
         tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with open(tmp, "w", encoding="utf-8", errors=NAMES) as handle:
             handle.write(json.dumps(self.header, sort_keys=True) + "\n")
             for path in sorted(self.records):
                 handle.write(self.records[path].to_json() + "\n")
@@ -92,7 +93,7 @@ class Manifest:
 
 def _read(path):
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", errors=NAMES) as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
         return None, {}

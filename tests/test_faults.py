@@ -69,7 +69,7 @@ def test_unreadable_file_is_reported(tmp_path, key, monkeypatch):
     real_init = sf.SoundFile.__init__
 
     def denied(self, file, mode="r", *args, **kwargs):  # root ignores chmod, so simulate EACCES
-        if mode == "r" and str(file).endswith("y.wav"):
+        if mode == "r" and os.fsdecode(file).endswith("y.wav"):
             raise PermissionError(13, "Permission denied")
         return real_init(self, file, mode, *args, **kwargs)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import containers, executors, tree
 from ..audio import mono_float
-from ..errors import PoscudaError
+from ..errors import PoscudaError, printable
 from . import embeddings, metrics, perceptual, speaker
 from .frechet import Moments, frechet_distance
 
@@ -122,7 +122,8 @@ class Report:
             writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(FileQuality)])
             writer.writeheader()
             for item in self.files:
-                writer.writerow({k: "" if v is None else v for k, v in asdict(item).items()})
+                writer.writerow({k: "" if v is None else printable(v) if isinstance(v, str) else v
+                                 for k, v in asdict(item).items()})
 
 
 def _round(value, digits=2):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__, containers
 from ..audio import mono_float, temp_name
-from ..errors import MissingExtraError
+from ..errors import MissingExtraError, printable
 
 PLAYER_SECONDS = 30.0  # longer files are cut for the players, and the page says so
 
@@ -44,7 +44,7 @@ def write_report(report, original, protected, path, options=None):
     page = _PAGE.format(version=html.escape(__version__), body="\n".join(sections))
     tmp = temp_name(os.fspath(path))
     with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(page)
+        handle.write(printable(page))
     os.replace(tmp, path)
 
 
@@ -180,7 +180,7 @@ def _wav(source, rate):
     plays it), base64."""
     import soundfile as sf
 
-    with sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else source) as handle:
+    with sf.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else os.fsencode(source)) as handle:
         data = handle.read(frames=int(PLAYER_SECONDS * rate), dtype="int16", always_2d=True)
     buffer = io.BytesIO()
     sf.write(buffer, data, rate, format="WAV", subtype="PCM_16")

@@ -283,11 +283,16 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
                                processes=True, containers=containers)
     for path, reason in summary.failed:
         _echo(f"poscuda: error: {path}: {reason}", err=True)
+    for path, reason in summary.skipped:
+        if reason != "hidden" and not quiet:
+            _echo(f"poscuda: skipped {path}: {reason}", err=True)
     if as_json:
         _echo_json(summary.to_dict())
     if not quiet:
+        what = f"{summary.protected} files" if containers is None else \
+            f"{summary.containers} {containers.format} files ({summary.protected} clips)"
         _echo(
-            f"protected {summary.protected}, copied {summary.copied}, resumed {summary.resumed}, "
+            f"protected {what}, copied {summary.copied}, resumed {summary.resumed}, "
             f"failed {len(summary.failed)}, skipped {len(summary.skipped)}; "
             f"{summary.changed_fraction:.1%} of samples changed, {summary.clipped} clipped; "
             f"{summary.audio_seconds:.0f} s of audio in {summary.wall_seconds:.1f} s "

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import audio, executors, tree
-from .containers import count_rows, located, protect_container, require as require_format
+from .containers import count_rows, located, protect_container, require as require_format, without_containers
 from .errors import PoscudaError
 from .manifest import Manifest, OutputLock, Record
 from .stream import protect_file_in_blocks
@@ -88,9 +88,10 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
         require_format(containers)
     if containers is None:
         tree.check_paths(src, dst)
-        walked = tree.walk(src, labels)
+        walked = without_containers(tree.walk(src, labels))
         if not walked.entries and not walked.problems:
-            raise PoscudaError(f"{src}: no files to protect (empty input folder)")
+            why = f"{walked.skipped[0][0]}: {walked.skipped[0][1]}" if walked.skipped else "empty input folder"
+            raise PoscudaError(f"{src}: no files to protect ({why})")
     else:
         (tree.check_file_paths if os.path.isfile(src) else tree.check_paths)(src, dst)
         src, walked = located(src, containers)

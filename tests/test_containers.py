@@ -163,10 +163,51 @@ def test_one_parquet_file_as_input_and_audio_beside_parquet_refused(tmp_path):
     assert pq.ParquetFile(tmp_path / "out" / "train.parquet").metadata.num_rows == 3
     same = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "data"), "--key", key_file(tmp_path)])
     assert same.exit_code == 4 and "overwrite" in same.stderr
-    (tmp_path / "data" / "stray.wav").write_bytes(clip_bytes(1))
-    mixed = CliRunner().invoke(main, ["protect", str(tmp_path / "data"), str(tmp_path / "out2"), "--key",
-                                      key_file(tmp_path), "--format", "parquet"])
-    assert mixed.exit_code == 2 and "stray.wav" in mixed.stderr and not (tmp_path / "out2").exists()
+
+
+def test_a_hub_folder_with_a_stray_wav_is_never_half_protected(tmp_path):
+    """Auto-detection refuses a folder holding audio files and Parquet files before writing anything;
+    --format picks one kind and the other is listed as skipped, never copied out unprotected."""
+    src = tmp_path / "hub"
+    write_parquet(src / "data" / "train.parquet", rows=3)
+    (src / "samples").mkdir()
+    (src / "samples" / "demo.wav").write_bytes(clip_bytes(1))
+    protect = ["protect", str(src), "--key", key_file(tmp_path)]
+
+    mixed = CliRunner().invoke(main, protect[:2] + [str(tmp_path / "out")] + protect[2:])
+    assert mixed.exit_code == 2 and not (tmp_path / "out").exists()
+    for named in ("data/train.parquet", "samples/demo.wav", "--format parquet", "--format tree"):
+        assert named in mixed.stderr
+
+    as_tree = CliRunner().invoke(main, protect[:2] + [str(tmp_path / "tree"), "--json"] + protect[2:]
+                                 + ["--format", "tree"])
+    assert as_tree.exit_code == 0, as_tree.output
+    assert not (tmp_path / "tree" / "data").exists() and (tmp_path / "tree" / "samples" / "demo.wav").exists()
+    assert [s["path"] for s in json.loads(as_tree.stdout)["skipped"]] == ["data/train.parquet"]
+    assert "skipped data/train.parquet: Parquet file, not copied unprotected" in as_tree.stderr
+    assert "protected 1 files" in as_tree.stderr
+
+    as_parquet = CliRunner().invoke(main, protect[:2] + [str(tmp_path / "pq")] + protect[2:] + ["--format", "parquet"])
+    assert as_parquet.exit_code == 0, as_parquet.output
+    assert not (tmp_path / "pq" / "samples").exists()
+    assert "protected 1 parquet files (3 clips)" in as_parquet.stderr
+    original = pq.read_table(src / "data" / "train.parquet").column("audio").to_pylist()
+    protected = pq.read_table(tmp_path / "pq" / "data" / "train.parquet").column("audio").to_pylist()
+    assert all(a["bytes"] != b["bytes"] for a, b in zip(original, protected))
+
+
+def test_audio_in_hidden_folders_does_not_make_a_folder_mixed(tmp_path):
+    """The tree walk skips hidden folders, and so does detection."""
+    from poscuda_cli.containers import detect
+    from poscuda_cli.errors import LabelsError
+
+    write_parquet(tmp_path / "hub" / "data" / "train.parquet", rows=2)
+    (tmp_path / "hub" / ".cache").mkdir()
+    (tmp_path / "hub" / ".cache" / "x.wav").write_bytes(clip_bytes(2))
+    assert detect(str(tmp_path / "hub")) == "parquet"
+    (tmp_path / "hub" / "x.tar").write_bytes(b"")
+    with pytest.raises(LabelsError, match="Parquet files .* and tar shards"):
+        detect(str(tmp_path / "hub"))
 
 
 def write_shard(path, samples=6, label_member="cls", duplicate=False):
@@ -245,8 +286,11 @@ def test_containers_on_dask_match_local(tmp_path):
                           executor="dask")
     assert local.protected == remote.protected == 20 and local.containers == remote.containers == 2
     assert remote.labels == local.labels == {"down": 8, "up": 6, "yes": 6}
-    for name in ("part-0.parquet", "part-1.parquet", "shards/a.tar"):  # the shard is copied in parquet mode
+    for name in ("part-0.parquet", "part-1.parquet"):
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    for summary in (local, remote):  # another format's container is never copied out unprotected
+        assert [path for path, _ in summary.skipped] == ["shards/a.tar"]
+    assert not (tmp_path / "dask" / "shards").exists() and not (tmp_path / "local" / "shards").exists()
     assert not [p for p in (tmp_path / "dask").rglob("*") if p.name.endswith(".poscuda-tmp")]
 
 

@@ -29,24 +29,63 @@ class Options:
 
     def holds(self, relpath):
         """Whether ``relpath`` is a container of this format."""
-        return relpath.lower().endswith(EXTENSIONS[self.format])
+        return format_of(relpath) == self.format
+
+
+def format_of(name):
+    """The container format a file name says ("parquet", "webdataset"), or None."""
+    return next((fmt for fmt, extension in EXTENSIONS.items() if name.lower().endswith(extension)), None)
 
 
 def detect(src):
-    """The format of IN: "parquet" or "webdataset" when it is such a file or a folder holding such
-    files and no audio files; "tree" otherwise."""
-    from ..audio import is_audio_name
+    """The format of IN: "tree", "parquet" or "webdataset", by the files the tree walk visits (hidden
+    ones are not). IN holding more than one kind is refused (exit 2) before anything is written: as a
+    tree its containers would be copied unprotected, as containers its audio files left out."""
+    from .. import tree
 
     if os.path.isfile(src):
-        names = [src]
-    else:
-        names = [name for _, _, files in os.walk(src) for name in files if not name.startswith(".")]
-    if any(is_audio_name(name) for name in names):
-        return "tree"
-    for fmt, extension in EXTENSIONS.items():
-        if any(name.lower().endswith(extension) for name in names):
-            return fmt
-    return "tree"
+        return format_of(src) or "tree"
+    kinds = {}
+    for entry in tree.walk(src, _EveryName()).entries:
+        kind = "tree" if entry.audio else format_of(entry.relpath)
+        if kind:
+            kinds.setdefault(kind, []).append(entry.relpath)
+    if len(kinds) > 1:
+        found = [kind for kind in _KINDS if kind in kinds]
+        held = " and ".join(f"{_KINDS[kind]} ({_first(kinds[kind])})" for kind in found)
+        raise LabelsError(f"{src}: holds {held}; protect one kind with "
+                          f"{' or '.join('--format ' + kind for kind in found)} (the others are then listed as "
+                          "skipped and not written), or move them apart")
+    return next(iter(kinds), "tree")
+
+
+_KINDS = {"tree": "audio files", "parquet": "Parquet files", "webdataset": "tar shards"}
+
+
+class _EveryName:
+    """A label source for detection: every audio file counts, wherever it is."""
+
+    def label_of(self, relpath):
+        return ""
+
+
+def _first(paths):
+    return paths[0] + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
+
+
+def without_containers(walked):
+    """A tree's walk with its Parquet files and tar shards moved to the skipped: copied as they are,
+    they would go out unprotected."""
+    kept = []
+    for entry in walked.entries:
+        fmt = None if entry.audio else format_of(entry.relpath)
+        if fmt:
+            walked.skipped.append((entry.relpath, f"{_KINDS[fmt][:-1]}, not copied unprotected "
+                                                  f"(protect it with --format {fmt})"))
+        else:
+            kept.append(entry)
+    walked.entries = kept
+    return walked
 
 
 def require(options):
@@ -79,25 +118,28 @@ def count_rows(path, options):
 
 
 def located(root, options):
-    """(folder, tree.Walk) of the containers at ``root``: one file, or a folder of them (other files
-    in it are entries too: protect copies them). Audio files beside the containers would be left
-    unprotected or unmeasured, so they are refused, as is a folder without containers."""
+    """(folder, tree.Walk) of the containers at ``root``: one file, or a folder of them. Other files
+    in it are entries too (protect copies them), except audio files and containers of another
+    format, which are listed as skipped: copied, they would go out unprotected. A folder without
+    containers of this format is refused."""
     from .. import tree
-    from ..audio import is_audio_name
 
     if os.path.isfile(root):
         only = tree.Entry(os.path.basename(root), "", False)
         return os.path.dirname(os.path.abspath(root)), tree.Walk([only], [], [])
     if not os.path.isdir(root):
         raise PoscudaError(f"{root}: not a file or a folder")
-    walked = tree.walk(root)
-    loose = sorted([entry.relpath for entry in walked.entries if entry.audio]
-                   + [path for path, _ in walked.problems if is_audio_name(path)])
-    if loose:
-        raise LabelsError(f"{root}: holds audio files beside the {options.format} containers ({loose[0]}"
-                          f"{f' and {len(loose) - 1} more' if len(loose) > 1 else ''}); treat them as a tree "
-                          "(--format tree) or move them")
-    if not any(options.holds(entry.relpath) for entry in walked.entries):
+    walked = tree.walk(root, _EveryName())
+    kept = []
+    for entry in walked.entries:
+        fmt = "tree" if entry.audio else format_of(entry.relpath)
+        if fmt in (None, options.format):
+            kept.append(entry)
+        else:
+            walked.skipped.append((entry.relpath, f"{_KINDS[fmt][:-1]} beside the {_KINDS[options.format]}, not "
+                                                  f"written (--format {options.format})"))
+    walked.entries = kept
+    if not any(options.holds(entry.relpath) for entry in kept):
         raise LabelsError(f"{root}: no {options.format} files ({'*' + EXTENSIONS[options.format]})")
     return root, walked
 

@@ -35,24 +35,26 @@ class Record:
                            "out_size": self.out_size, "label": self.label}, ensure_ascii=False)
 
 
+# the options that change what protect writes, as the command line names them
+OPTION_NAMES = {"format": "--format", "labels": "label source (folders, --labels, --label-from)",
+                "audio_column": "--audio-column", "label_column": "--label-column", "label_member": "--label-member"}
+
+
 class Manifest:
-    def __init__(self, out_dir, key, force=False):
+    def __init__(self, out_dir, key, options, force=False):
+        """``options``: every option besides the key that changes what is written (format, label
+        source, columns); a rerun with others is refused like one with another key."""
         self.path = os.path.join(out_dir, MANIFEST_NAME)
         self.header = {"poscuda": __version__, "key_fingerprint": key.fingerprint,
-                       "params": key.params.to_dict()}
+                       "params": key.params.to_dict(), "options": options}
         self.records = {}
         header, records = _read(self.path)
-        if header is not None and header.get("key_fingerprint") != key.fingerprint and not force:
-            raise ManifestError(
-                f"{out_dir}: was protected with key {header.get('key_fingerprint')}, not {key.fingerprint}; "
-                "use the same key to resume, or --force to redo OUT with this key")
-        if header is not None and header.get("poscuda") != __version__ and not force:
-            raise ManifestError(
-                f"{out_dir}: was protected by poscuda {header.get('poscuda')}, not {__version__}, whose output "
-                "can differ; use that version to resume, or --force to redo OUT with this one")
-        if header is not None and header.get("key_fingerprint") == key.fingerprint and \
-                header.get("poscuda") == __version__:
-            self.records = records
+        if header is not None:
+            other = _other_run(header, self.header)
+            if other is None:
+                self.records = records
+            elif not force:
+                raise ManifestError(f"{out_dir}: {other}")
         self._rewrite()
         self._handle = open(self.path, "a", encoding="utf-8", errors=NAMES)
 
@@ -89,6 +91,26 @@ class Manifest:
             for path in sorted(self.records):
                 handle.write(self.records[path].to_json() + "\n")
         os.replace(tmp, self.path)
+
+
+def _other_run(header, mine):
+    """What differs between OUT's run (its manifest ``header``) and this one, as a message; None if nothing."""
+    if header.get("key_fingerprint") != mine["key_fingerprint"]:
+        return (f"was protected with key {header.get('key_fingerprint')}, not {mine['key_fingerprint']}; "
+                "use the same key to resume, or --force to redo OUT with this key")
+    if header.get("poscuda") != __version__:
+        return (f"was protected by poscuda {header.get('poscuda')}, not {__version__}, whose output can differ; "
+                "use that version to resume, or --force to redo OUT with this one")
+    was, now = header.get("options", {}), mine["options"]
+    for name in sorted(set(was) | set(now)):
+        if was.get(name) != now.get(name):
+            return (f"was protected with {OPTION_NAMES.get(name, name)} {_shown(was.get(name))}, not "
+                    f"{_shown(now.get(name))}; rerun with the same options to resume, or --force to redo OUT")
+    return None
+
+
+def _shown(value):
+    return "(default)" if value is None else repr(value)
 
 
 def _read(path):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from . import audio, executors, tree
 from .containers import count_rows, located, protect_container, require as require_format, without_containers
 from .errors import PoscudaError
+from .labels import FolderLabels
 from .manifest import Manifest, OutputLock, Record
 from .stream import protect_file_in_blocks
 from .transform import protect_clip
@@ -88,7 +89,8 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
         require_format(containers)
     if containers is None:
         tree.check_paths(src, dst)
-        walked = without_containers(tree.walk(src, labels))
+        walked_labels = labels or FolderLabels()
+        walked = without_containers(tree.walk(src, walked_labels))
         if not walked.entries and not walked.problems:
             why = f"{walked.skipped[0][0]}: {walked.skipped[0][1]}" if walked.skipped else "empty input folder"
             raise PoscudaError(f"{src}: no files to protect ({why})")
@@ -104,7 +106,8 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     os.makedirs(dst, exist_ok=True)
     with OutputLock(dst):
         _remove_stale_temps(dst)
-        manifest = Manifest(dst, key, force=force)
+        options = containers.describe() if containers else {"format": "tree", "labels": walked_labels.description}
+        manifest = Manifest(dst, key, options, force=force)
         try:
             todo, sizes = [], []
             for entry in walked.entries:

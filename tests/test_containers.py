@@ -360,3 +360,29 @@ def test_a_column_that_is_not_audio_is_named(tmp_path):
     summary = protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=_options("parquet", audio_column="text"))
     assert summary.failed == [("a.parquet", "column 'text' holds no audio ({bytes, path} structs); columns: "
                                             "audio, label, text; choose with --audio-column")]
+
+
+@pytest.mark.parametrize("first, second, named", [
+    (["--format", "parquet"], ["--label-column", "text"], "--label-column (default), not 'text'"),
+    (["--label-column", "text"], [], "--label-column 'text', not (default)"),
+])
+def test_a_parquet_rerun_with_other_options_is_refused_not_resumed(tmp_path, first, second, named):
+    """A container's cells are protected under its rows' labels: a rerun that reads other labels (or
+    other audio) must not keep the first run's cells as if they were its own."""
+    src = write_parquet(tmp_path / "in" / "a.parquet", rows=4)
+    protect = ["protect", str(src.parent), str(tmp_path / "out"), "--key", key_file(tmp_path), "-q"]
+    assert CliRunner().invoke(main, protect + first).exit_code == 0
+    before = (tmp_path / "out" / "a.parquet").read_bytes()
+    rerun = CliRunner().invoke(main, protect + second)
+    assert rerun.exit_code == 5 and named in rerun.stderr and "--force" in rerun.stderr
+    assert (tmp_path / "out" / "a.parquet").read_bytes() == before
+    forced = CliRunner().invoke(main, protect + second + ["--force", "--json"])
+    assert forced.exit_code == 0 and json.loads(forced.stdout)["resumed"] == 0
+
+
+def test_a_webdataset_rerun_with_another_label_member_is_refused(tmp_path):
+    write_shard(tmp_path / "in" / "a.tar", label_member="json")
+    protect = ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key", key_file(tmp_path), "-q"]
+    assert CliRunner().invoke(main, protect + ["--label-member", "json:label"]).exit_code == 0
+    rerun = CliRunner().invoke(main, protect + ["--label-member", "json:id"])
+    assert rerun.exit_code == 5 and "--label-member 'json:label', not 'json:id'" in rerun.stderr

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -328,3 +329,17 @@ def test_resume_across_versions_refused_unless_forced(tmp_path, key):
     with pytest.raises(ManifestError, match="poscuda 0.1.0"):
         protect_tree(src, tmp_path / "out", key)
     assert protect_tree(src, tmp_path / "out", key, force=True).protected == 1  # redone, not resumed
+
+
+def test_a_rerun_with_another_label_source_is_refused_unless_forced(tmp_path, key):
+    src = write_tree(tmp_path / "in", {"a/1_x.wav": ("WAV", "PCM_16", 8000, 1, 0.3),
+                                       "b/2_y.wav": ("WAV", "PCM_16", 8000, 1, 0.3)})
+    from poscuda_cli.labels import PatternLabels
+
+    protect_tree(src, tmp_path / "out", key)
+    pattern = PatternLabels("^.*/([0-9])_")
+    with pytest.raises(ManifestError, match=re.escape("label source (folders, --labels, --label-from) 'folders', "
+                                                      "not 'pattern ^.*/([0-9])_'")):
+        protect_tree(src, tmp_path / "out", key, labels=pattern)
+    redone = protect_tree(src, tmp_path / "out", key, labels=pattern, force=True)
+    assert redone.protected == 2 and redone.labels == {"1": 1, "2": 1}

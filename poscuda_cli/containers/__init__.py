@@ -27,6 +27,12 @@ class Options:
     label_column: str = None  # parquet: default the one ClassLabel column, else "label"
     label_member: str = "cls"  # webdataset: "cls" (KEY.cls holds the label) or "json:FIELD"
 
+    def describe(self):
+        """The options that decide what is written, as OUT's manifest records them."""
+        if self.format == "parquet":
+            return {"format": self.format, "audio_column": self.audio_column, "label_column": self.label_column}
+        return {"format": self.format, "label_member": self.label_member}
+
     def holds(self, relpath):
         """Whether ``relpath`` is a container of this format."""
         return format_of(relpath) == self.format

@@ -34,6 +34,7 @@ class Pool:
     submit: object
     as_completed: object
     batch_bytes: int
+    threads: int = 1  # threads a task may use itself (a long file's blocks, a container's cells): jobs // processes
 
 
 def batches(items, sizes, batch_bytes):
@@ -79,7 +80,7 @@ def pool(executor="local", jobs=None, scheduler=None, processes=False, fork=Fals
         try:
             submit = _deaf_to_interrupts(workers.submit) if processes else workers.submit
             with _one_blas_thread_each() if processes else nullcontext():
-                yield Pool(submit, local_futures.as_completed, LOCAL_BATCH_BYTES)
+                yield Pool(submit, local_futures.as_completed, LOCAL_BATCH_BYTES, 1 if processes else jobs)
         finally:
             workers.shutdown(wait=True, cancel_futures=True)
         return

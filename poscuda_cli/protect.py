@@ -126,12 +126,12 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
                     todo.append(entry)
                     sizes.append(stat.st_size)
             if todo:
-                # a long file's blocks are filtered on every local job's core (files are mostly short)
-                threads = executors.job_count(jobs) if executor == "local" else 1
                 processes = processes and (containers is not None or sum(sizes) < PROCESS_MEAN_BYTES * len(sizes))
                 with executors.pool(executor, jobs, scheduler, processes=processes, fork=True) as workers:
-                    _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key, threads,
-                         fail_fast, manifest, summary, progress, containers)
+                    # in threads, a long file's blocks are filtered on every job's core (files are mostly
+                    # short); in N worker processes, each has 1/N of the jobs
+                    _run(workers, executors.batches(todo, sizes, workers.batch_bytes), src, dst, key,
+                         workers.threads, fail_fast, manifest, summary, progress, containers)
         finally:
             manifest.close()
     summary.wall_seconds = time.perf_counter() - started

@@ -308,6 +308,15 @@ def test_containers_go_to_worker_processes_however_big_and_give_the_same_bytes(t
         return real(*args, **kwargs)
 
     monkeypatch.setattr(protect.executors, "pool", recording)
+    calls = tmp_path / "threads-per-container"
+    real_container = protect.protect_container
+
+    def counting(in_path, out_path, key, options, threads, fan_out):  # runs in the (forked) workers too
+        with open(calls, "a") as handle:
+            handle.write(f"{threads}\n")
+        return real_container(in_path, out_path, key, options, threads, fan_out)
+
+    monkeypatch.setattr(protect, "protect_container", counting)
     for fmt, src in (("parquet", tmp_path / "in"), ("webdataset", tmp_path / "shards")):
         threads = protect_tree(src, tmp_path / fmt / "threads", KEY, jobs=2, containers=_options(fmt))
         processes = protect_tree(src, tmp_path / fmt / "processes", KEY, jobs=2, processes=True,
@@ -318,6 +327,8 @@ def test_containers_go_to_worker_processes_however_big_and_give_the_same_bytes(t
                 twin = tmp_path / fmt / "processes" / path.relative_to(tmp_path / fmt / "threads")
                 assert twin.read_bytes() == path.read_bytes()
     assert asked == [False, True, False, True]  # cells are small files: the GIL-bound kind
+    # a container's cells run on 2 threads in the one process, and on 1 in each of 2 processes (not 2 x 2)
+    assert calls.read_text().split() == ["2", "2", "1", "1", "2", "1"]
 
 
 def test_a_parquet_file_fanned_out_by_row_group_gives_the_same_bytes(tmp_path):

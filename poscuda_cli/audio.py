@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 import soundfile as sf
 
+from . import ogg
 from .errors import AudioFileError
 
 # Integer subtypes: (numpy container, significant bits). libsndfile left-aligns
@@ -97,63 +98,7 @@ def encode(data, info):
         handle.close()
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(f"cannot encode {info.format}/{info.subtype} audio ({_reason(exc)})") from None
-    return fixed_ogg_serial(buffer.getvalue()) if info.format == "OGG" else buffer.getvalue()
-
-
-def fixed_ogg_serial(data):
-    """``data`` (an Ogg file) with every page's stream serial number set from the file's content.
-
-    libsndfile draws the serial at random from the clock, so two writes of the same Vorbis or Opus
-    audio differ in those four bytes (and each page's checksum): this makes them identical. The
-    serial is the first four bytes of a SHA-256 over the file with serials and checksums zeroed.
-    """
-    pages = list(_ogg_pages(data))
-    blank = bytearray(data)
-    for start, _ in pages:
-        blank[start + 14:start + 18] = blank[start + 22:start + 26] = b"\0\0\0\0"
-    serial = hashlib.sha256(bytes(blank)).digest()[:4]
-    out = bytearray(data)
-    for start, end in pages:
-        out[start + 14:start + 18] = serial
-        out[start + 22:start + 26] = b"\0\0\0\0"
-        out[start + 22:start + 26] = _ogg_crc(bytes(out[start:end])).to_bytes(4, "little")
-    return bytes(out)
-
-
-def _fix_ogg_serial_in_place(path):
-    with open(path, "rb") as handle:
-        data = handle.read()
-    with open(path, "wb") as handle:
-        handle.write(fixed_ogg_serial(data))
-
-
-def _ogg_pages(data):
-    """(start, end) of each page: "OggS", 22 header bytes, a segment table, then the segments."""
-    start = 0
-    while start + 27 <= len(data) and data[start:start + 4] == b"OggS":
-        segments = data[start + 26]
-        end = start + 27 + segments + sum(data[start + 27:start + 27 + segments])
-        yield start, end
-        start = end
-
-
-@lru_cache(maxsize=1)
-def _ogg_crc_table():
-    table = []
-    for byte in range(256):
-        value = byte << 24
-        for _ in range(8):
-            value = ((value << 1) ^ 0x04C11DB7) if value & 0x80000000 else value << 1
-        table.append(value & 0xFFFFFFFF)
-    return table
-
-
-def _ogg_crc(page):
-    """Ogg's page checksum: CRC-32, polynomial 0x04C11DB7, not reflected, starting from 0."""
-    table, crc = _ogg_crc_table(), 0
-    for byte in page:
-        crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
-    return crc
+    return ogg.fixed_serial(buffer.getvalue()) if info.format == "OGG" else buffer.getvalue()
 
 
 def _checked_info(handle, name):
@@ -162,12 +107,6 @@ def _checked_info(handle, name):
         raise AudioFileError(f"{name}: truncated file (header declares {declared[0]} data bytes, "
                              f"only {declared[1]} present)")
     return _info(handle)
-
-
-def info_of(path):
-    """AudioInfo from the header alone (see :func:`opened`)."""
-    with opened(path) as (_, info):
-        return info
 
 
 def read(path):
@@ -287,7 +226,7 @@ class AtomicWriter:
             _close_without_fsync(self.handle)
             if kind is None:
                 if self.info.format == "OGG":
-                    _fix_ogg_serial_in_place(self.tmp)
+                    ogg.fix_serial_in_place(self.tmp)
                 os.replace(self.tmp, self.path)
         except (sf.LibsndfileError, RuntimeError, OSError) as error:
             _remove_quietly(self.tmp)

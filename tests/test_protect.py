@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from poscuda_cli import audio, executors
+from poscuda_cli import audio, executors, ogg
 from poscuda_cli.errors import ManifestError, UnsafePathError
 from poscuda_cli.key import generate_key
 from poscuda_cli.manifest import MANIFEST_NAME, OutputLock
@@ -145,11 +145,11 @@ def test_ogg_output_does_not_depend_on_the_clock(tmp_path, key):
     assert tree_bytes(tmp_path / "one") == tree_bytes(tmp_path / "two")
     for rel in ("a/v.ogg", "a/o.opus"):
         data = (tmp_path / "one" / rel).read_bytes()
-        pages = list(audio._ogg_pages(data))
+        pages = list(ogg.pages(data))
         assert len(pages) >= 2 and pages[-1][1] == len(data)
         for start, end in pages:  # every page's checksum is right for its new serial
             page = data[start:start + 22] + b"\0\0\0\0" + data[start + 26:end]
-            assert audio._ogg_crc(page) == int.from_bytes(data[start + 22:start + 26], "little")
+            assert ogg.crc(page) == int.from_bytes(data[start + 22:start + 26], "little")
         assert sf.info(str(tmp_path / "one" / rel)).frames == sf.info(str(src / rel)).frames
 
 

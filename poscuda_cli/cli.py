@@ -100,10 +100,10 @@ def _fit(fit_dir, settings, stages, labels):
         report = fit(clips, settings, stages=stages, progress=lambda: bar.update(1))
     worst = min(report.snr_db.values())
     _echo(f"fitted {len(report.snr_db)} label filters on {len(clips.data)} clips; SNR budget "
-               f"{settings.fit_snr_db:g} dB (lowest label {worst:g} dB)", err=True)
+          f"{settings.fit_snr_db:g} dB (lowest label {worst:g} dB)", err=True)
     for name in report.surrogate_fit:
         _echo(f"  fresh {name} after one epoch on the protected set: {report.surrogate_fit[name]:.1%} on it, "
-                   f"{report.surrogate_clean[name]:.1%} on the clean set", err=True)
+              f"{report.surrogate_clean[name]:.1%} on the clean set", err=True)
     return report.fitted
 
 
@@ -404,7 +404,7 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
         _echo(f"poscuda: error: {problem}", err=True)
     if not quiet and report.not_measured:
         _echo(f"poscuda: {len(report.not_measured)} file(s) not measured by some metric "
-                   f"(first: {report.not_measured[0][0]}: {report.not_measured[0][1]}; all in --json/--csv)", err=True)
+              f"(first: {report.not_measured[0][0]}: {report.not_measured[0][1]}; all in --json/--csv)", err=True)
     means = {"pesq": summary.get("pesq_mean"), "stoi": summary.get("stoi_mean"),
              "speaker": summary.get("speaker_similarity_mean")}
     labels = {"pesq": "mean PESQ", "stoi": "mean STOI", "speaker": "mean speaker similarity"}
@@ -429,18 +429,18 @@ def _print_verify_summary(summary):
     _echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
     _echo(f"FAD          {summary['fad']} ({summary['embedding']} embedding)")
     _echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
-               f"min {summary['snr_db_min']}")
+          f"min {summary['snr_db_min']}")
     _echo(f"LSD dB       mean {summary['lsd_db_mean']}")
     _echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
     if "pesq_mean" in summary:
         _echo(f"PESQ {summary['pesq_mode'] or '':<7} mean {summary['pesq_mean']}  median "
-                   f"{summary['pesq_median']}  min {summary['pesq_min']}  ({summary['pesq_measured']} measured)")
+              f"{summary['pesq_median']}  min {summary['pesq_min']}  ({summary['pesq_measured']} measured)")
     if "stoi_mean" in summary:
         _echo(f"STOI         mean {summary['stoi_mean']}  ESTOI mean {summary['estoi_mean']}  "
-                   f"({summary['stoi_measured']} measured)")
+              f"({summary['stoi_measured']} measured)")
     if "speaker_similarity_mean" in summary:
         _echo(f"speaker sim  mean {summary['speaker_similarity_mean']}  min {summary['speaker_similarity_min']}  "
-                   f"({summary['speaker_measured']} measured)")
+              f"({summary['speaker_measured']} measured)")
     for item in summary["worst_snr"]:
         _echo(f"  worst SNR  {item['snr_db']:>7} dB  {item['path']}")
     for item in summary.get("worst_pesq", []):
@@ -548,20 +548,20 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
         named = max(12, *(len(row.model) + 2 for row in result.rows))
         width = max(12, *(len(row.defense) + 2 for row in result.rows))  # stacked defenses are long
         _echo(f"{'model':<{named}}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
-                   f"protected-trained ({spread})")
+              f"protected-trained ({spread})")
         for row in result.rows:
             protected = f"{row.protected_accuracy:6.1%}"
             if row.keys > 1:
                 protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
             _echo(f"{row.model:<{named}}{row.shift:>6.2f}  {row.defense:<{width}}"
-                       f"{row.clean_accuracy:>14.1%}  {protected}")
+                  f"{row.clean_accuracy:>14.1%}  {protected}")
         folds = result.rows[0].folds
         _echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
-                   f"chance {1 / len(result.labels):.1%}")
+              f"chance {1 / len(result.labels):.1%}")
         best = result.strongest
         _echo(f"strongest attacker: {best.model}{'' if best.defense == 'none' else ' under ' + best.defense}"
-                   f"{f' (shift {best.shift:g})' if best.shift else ''}, {best.protected_accuracy:.1%} "
-                   f"protected-trained against {best.clean_accuracy:.1%} clean-trained")
+              f"{f' (shift {best.shift:g})' if best.shift else ''}, {best.protected_accuracy:.1%} "
+              f"protected-trained against {best.clean_accuracy:.1%} clean-trained")
     worst = result.strongest.protected_accuracy
     if max_accuracy is not None and worst > max_accuracy:
         raise GateError(f"a protected-trained model reached {worst:.1%} > --max-accuracy {max_accuracy:.1%}")

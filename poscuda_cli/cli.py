@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .containers import FORMATS
+from .executors import EXECUTORS
 from .errors import PoscudaError, printable
 
 
@@ -60,7 +61,7 @@ def _executor_options(command):
     """--executor/--scheduler, shared by protect and verify."""
     command = click.option("--scheduler", metavar="ADDRESS",
                            help="Dask scheduler (e.g. tcp://host:8786) [a local cluster of --jobs workers].")(command)
-    return click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+    return click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
                         help="Run files in local threads or on a Dask cluster (pip install 'poscuda[dask]').")(command)
 
 
@@ -360,14 +361,13 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
       poscuda verify in/ out/ --perceptual pesq,stoi --csv quality.csv --json > summary.json
       poscuda verify speech-commands/data/ protected/ --perceptual pesq       # *.parquet
     """
-    from .errors import GateError
-    from .verify import Plan, verify_trees
+    from .verify import Gates, Plan, summary_lines, verify_trees
     from .verify.embeddings import default_cache_dir
 
     if embedding == "vggish" and not weights:
         raise click.BadParameter("the vggish embedding needs --weights FILE (docs/verify.md)", param_hint="--weights")
-    gated = {"pesq": min_pesq, "stoi": min_stoi, "speaker": min_speaker_sim}
-    wanted = set(perceptual) | {name for name, gate in gated.items() if gate is not None}
+    gates = Gates(max_fad, min_snr, min_file_snr, min_pesq, min_stoi, min_speaker_sim)
+    wanted = set(perceptual) | set(gates.perceptual)
     if report_path:
         wanted |= {"pesq", "stoi", "speaker"}
     if cache_dir is None:
@@ -397,7 +397,7 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
     if as_json:
         _echo_json(summary)
     else:
-        _print_verify_summary(summary)
+        _echo("\n".join(summary_lines(summary)))
     problems = [f"missing in PROT: {p}" for p in report.missing] + [f"extra in PROT: {p}" for p in report.extra]
     problems += [f"{p}: {r}" for p, r in report.failed]
     for problem in problems:
@@ -405,46 +405,9 @@ def verify(original, protected, perceptual, report_path, max_fad, min_snr, min_f
     if not quiet and report.not_measured:
         _echo(f"poscuda: {len(report.not_measured)} file(s) not measured by some metric "
               f"(first: {report.not_measured[0][0]}: {report.not_measured[0][1]}; all in --json/--csv)", err=True)
-    means = {"pesq": summary.get("pesq_mean"), "stoi": summary.get("stoi_mean"),
-             "speaker": summary.get("speaker_similarity_mean")}
-    labels = {"pesq": "mean PESQ", "stoi": "mean STOI", "speaker": "mean speaker similarity"}
-    flags = {"pesq": "--min-pesq", "stoi": "--min-stoi", "speaker": "--min-speaker-sim"}
-    violations = []
-    if max_fad is not None and not report.fad <= max_fad:
-        violations.append(f"FAD {report.fad:.4g} > --max-fad {max_fad}")
-    if min_snr is not None and not (summary["snr_db_mean"] is None or summary["snr_db_mean"] >= min_snr):
-        violations.append(f"mean SNR {summary['snr_db_mean']} dB < --min-snr {min_snr}")
-    if min_file_snr is not None and summary["snr_db_min"] is not None and summary["snr_db_min"] < min_file_snr:
-        violations.append(f"file SNR {summary['snr_db_min']} dB < --min-file-snr {min_file_snr}")
-    for name, gate in gated.items():
-        if gate is not None and not (means[name] is not None and means[name] >= gate):
-            violations.append(f"{labels[name]} {means[name]} < {flags[name]} {gate}")
-    if violations:
-        raise GateError("; ".join(violations))
+    report.check(gates)
     if problems:
         sys.exit(1)
-
-
-def _print_verify_summary(summary):
-    _echo(f"files        {summary['files']} ({summary['unchanged_files']} unchanged)")
-    _echo(f"FAD          {summary['fad']} ({summary['embedding']} embedding)")
-    _echo(f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
-          f"min {summary['snr_db_min']}")
-    _echo(f"LSD dB       mean {summary['lsd_db_mean']}")
-    _echo(f"changed      {summary['changed_fraction_mean']} of samples (mean)")
-    if "pesq_mean" in summary:
-        _echo(f"PESQ {summary['pesq_mode'] or '':<7} mean {summary['pesq_mean']}  median "
-              f"{summary['pesq_median']}  min {summary['pesq_min']}  ({summary['pesq_measured']} measured)")
-    if "stoi_mean" in summary:
-        _echo(f"STOI         mean {summary['stoi_mean']}  ESTOI mean {summary['estoi_mean']}  "
-              f"({summary['stoi_measured']} measured)")
-    if "speaker_similarity_mean" in summary:
-        _echo(f"speaker sim  mean {summary['speaker_similarity_mean']}  min {summary['speaker_similarity_min']}  "
-              f"({summary['speaker_measured']} measured)")
-    for item in summary["worst_snr"]:
-        _echo(f"  worst SNR  {item['snr_db']:>7} dB  {item['path']}")
-    for item in summary.get("worst_pesq", []):
-        _echo(f"  worst PESQ {item['pesq']:>10}  {item['path']}")
 
 
 @main.command()
@@ -509,7 +472,6 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
     from .audit import audit as run_audit
     from .audit.defenses import DEFENSES, invalid
     from .audit.models import MODELS, unknown
-    from .errors import GateError
     from .key import generate_key
 
     names = [m.strip() for m in models.split(",")] if models else None
@@ -543,25 +505,5 @@ def audit(train_dir, protected_dir, keys, strength, preset, params, test_dir, sp
     if as_json:
         _echo_json(result.to_dict())
     else:
-        count = result.rows[0].keys
-        spread = f"mean [min-max] over {count} keys" if count > 1 else "one key"
-        named = max(12, *(len(row.model) + 2 for row in result.rows))
-        width = max(12, *(len(row.defense) + 2 for row in result.rows))  # stacked defenses are long
-        _echo(f"{'model':<{named}}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
-              f"protected-trained ({spread})")
-        for row in result.rows:
-            protected = f"{row.protected_accuracy:6.1%}"
-            if row.keys > 1:
-                protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
-            _echo(f"{row.model:<{named}}{row.shift:>6.2f}  {row.defense:<{width}}"
-                  f"{row.clean_accuracy:>14.1%}  {protected}")
-        folds = result.rows[0].folds
-        _echo(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
-              f"chance {1 / len(result.labels):.1%}")
-        best = result.strongest
-        _echo(f"strongest attacker: {best.model}{'' if best.defense == 'none' else ' under ' + best.defense}"
-              f"{f' (shift {best.shift:g})' if best.shift else ''}, {best.protected_accuracy:.1%} "
-              f"protected-trained against {best.clean_accuracy:.1%} clean-trained")
-    worst = result.strongest.protected_accuracy
-    if max_accuracy is not None and worst > max_accuracy:
-        raise GateError(f"a protected-trained model reached {worst:.1%} > --max-accuracy {max_accuracy:.1%}")
+        _echo("\n".join(result.table()))
+    result.check(max_accuracy)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import features
-from ..errors import LabelsError, MissingExtraError, PoscudaError
+from ..errors import GateError, LabelsError, MissingExtraError, PoscudaError
 from . import defenses as defense_steps
 from . import encoders, probes
 from .data import groups_of, label_indices, read_copy, read_labeled, waves
@@ -59,6 +59,35 @@ class AuditResult:
     def strongest(self):
         """The row whose protected-trained attacker scores highest: what the protection is worth."""
         return max(self.rows, key=lambda row: row.protected_accuracy)
+
+    def table(self):
+        """The lines ``audit`` prints: a row per attacker, then the chance level and the strongest."""
+        count = self.rows[0].keys
+        spread = f"mean [min-max] over {count} keys" if count > 1 else "one key"
+        named = max(12, *(len(row.model) + 2 for row in self.rows))
+        width = max(12, *(len(row.defense) + 2 for row in self.rows))  # stacked defenses are long
+        lines = [f"{'model':<{named}}{'shift':>6}  {'defense':<{width}}{'clean-trained':>14}  "
+                 f"protected-trained ({spread})"]
+        for row in self.rows:
+            protected = f"{row.protected_accuracy:6.1%}"
+            if row.keys > 1:
+                protected += f" [{row.protected_min:.1%}-{row.protected_max:.1%}]"
+            lines.append(f"{row.model:<{named}}{row.shift:>6.2f}  {row.defense:<{width}}"
+                         f"{row.clean_accuracy:>14.1%}  {protected}")
+        folds = self.rows[0].folds
+        lines.append(f"accuracy on clean test audio{f', mean over {folds} held-out groups' if folds > 1 else ''}; "
+                     f"chance {1 / len(self.labels):.1%}")
+        best = self.strongest
+        lines.append(f"strongest attacker: {best.model}{'' if best.defense == 'none' else ' under ' + best.defense}"
+                     f"{f' (shift {best.shift:g})' if best.shift else ''}, {best.protected_accuracy:.1%} "
+                     f"protected-trained against {best.clean_accuracy:.1%} clean-trained")
+        return lines
+
+    def check(self, max_accuracy):
+        """Raise GateError if the strongest protected-trained attacker scores above ``max_accuracy``."""
+        worst = self.strongest.protected_accuracy
+        if max_accuracy is not None and worst > max_accuracy:
+            raise GateError(f"a protected-trained model reached {worst:.1%} > --max-accuracy {max_accuracy:.1%}")
 
     def to_dict(self):
         return {"labels": self.labels, "chance": 1 / len(self.labels), "strongest": asdict(self.strongest),

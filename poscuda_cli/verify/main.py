@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import containers, executors, tree
 from ..audio import mono_float
-from ..errors import PoscudaError, printable
+from ..errors import GateError, PoscudaError, printable
 from . import embeddings, metrics, perceptual, speaker
 from .frechet import Moments, frechet_distance
 
@@ -59,6 +59,24 @@ class Chunk:
     failed: list  # (relpath, reason)
     original: Moments
     protected: Moments
+
+
+@dataclass(frozen=True)
+class Gates:
+    """verify's --max-fad/--min-* limits: a run outside any of them is a GateError (exit 7)."""
+
+    max_fad: float = None
+    min_snr: float = None
+    min_file_snr: float = None
+    min_pesq: float = None
+    min_stoi: float = None
+    min_speaker_sim: float = None
+
+    @property
+    def perceptual(self):
+        """The perceptual metrics these gates need measured."""
+        gated = {"pesq": self.min_pesq, "stoi": self.min_stoi, "speaker": self.min_speaker_sim}
+        return tuple(name for name, gate in gated.items() if gate is not None)
 
 
 @dataclass
@@ -117,6 +135,29 @@ class Report:
             out[label] = item
         return out
 
+    def check(self, gates):
+        """Raise GateError naming every limit of ``gates`` (a Gates) this report is outside."""
+        summary = self.summary()
+        means = {"pesq": summary.get("pesq_mean"), "stoi": summary.get("stoi_mean"),
+                 "speaker": summary.get("speaker_similarity_mean")}
+        labels = {"pesq": "mean PESQ", "stoi": "mean STOI", "speaker": "mean speaker similarity"}
+        flags = {"pesq": "--min-pesq", "stoi": "--min-stoi", "speaker": "--min-speaker-sim"}
+        gated = {"pesq": gates.min_pesq, "stoi": gates.min_stoi, "speaker": gates.min_speaker_sim}
+        violations = []
+        if gates.max_fad is not None and not self.fad <= gates.max_fad:
+            violations.append(f"FAD {self.fad:.4g} > --max-fad {gates.max_fad}")
+        if gates.min_snr is not None and not (summary["snr_db_mean"] is None or
+                                              summary["snr_db_mean"] >= gates.min_snr):
+            violations.append(f"mean SNR {summary['snr_db_mean']} dB < --min-snr {gates.min_snr}")
+        if gates.min_file_snr is not None and summary["snr_db_min"] is not None and \
+                summary["snr_db_min"] < gates.min_file_snr:
+            violations.append(f"file SNR {summary['snr_db_min']} dB < --min-file-snr {gates.min_file_snr}")
+        for name, gate in gated.items():
+            if gate is not None and not (means[name] is not None and means[name] >= gate):
+                violations.append(f"{labels[name]} {means[name]} < {flags[name]} {gate}")
+        if violations:
+            raise GateError("; ".join(violations))
+
     def write_csv(self, path):
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=[f.name for f in fields(FileQuality)])
@@ -124,6 +165,28 @@ class Report:
             for item in self.files:
                 writer.writerow({k: "" if v is None else printable(v) if isinstance(v, str) else v
                                  for k, v in asdict(item).items()})
+
+
+def summary_lines(summary):
+    """The text ``verify`` prints for a Report's ``summary()``."""
+    lines = [f"files        {summary['files']} ({summary['unchanged_files']} unchanged)",
+             f"FAD          {summary['fad']} ({summary['embedding']} embedding)",
+             f"SNR dB       mean {summary['snr_db_mean']}  median {summary['snr_db_median']}  "
+             f"min {summary['snr_db_min']}",
+             f"LSD dB       mean {summary['lsd_db_mean']}",
+             f"changed      {summary['changed_fraction_mean']} of samples (mean)"]
+    if "pesq_mean" in summary:
+        lines.append(f"PESQ {summary['pesq_mode'] or '':<7} mean {summary['pesq_mean']}  median "
+                     f"{summary['pesq_median']}  min {summary['pesq_min']}  ({summary['pesq_measured']} measured)")
+    if "stoi_mean" in summary:
+        lines.append(f"STOI         mean {summary['stoi_mean']}  ESTOI mean {summary['estoi_mean']}  "
+                     f"({summary['stoi_measured']} measured)")
+    if "speaker_similarity_mean" in summary:
+        lines.append(f"speaker sim  mean {summary['speaker_similarity_mean']}  min "
+                     f"{summary['speaker_similarity_min']}  ({summary['speaker_measured']} measured)")
+    lines += [f"  worst SNR  {item['snr_db']:>7} dB  {item['path']}" for item in summary["worst_snr"]]
+    lines += [f"  worst PESQ {item['pesq']:>10}  {item['path']}" for item in summary.get("worst_pesq", [])]
+    return lines
 
 
 def _round(value, digits=2):

@@ -296,7 +296,7 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
             f"protected {what}, copied {summary.copied}, resumed {summary.resumed}, "
             f"failed {len(summary.failed)}, skipped {len(summary.skipped)}; "
             f"{summary.changed_fraction:.1%} of samples changed, {summary.clipped} clipped; "
-            f"{summary.audio_seconds:.0f} s of audio in {summary.wall_seconds:.1f} s "
+            f"{summary.seconds:.0f} s of audio in {summary.wall_seconds:.1f} s "
             f"(key {summary.key_fingerprint})", err=True)
     if summary.failed:
         sys.exit(1)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from . import audio, executors, tree
 from .containers import count_rows, located, protect_container, require as require_format, without_containers
+from .counts import Counts
 from .errors import PoscudaError
 from .labels import FolderLabels
 from .manifest import Manifest, OutputLock, Record
@@ -26,24 +27,20 @@ PROCESS_MEAN_BYTES = 512 << 10
 
 
 @dataclass
-class Summary:
-    key_fingerprint: str
-    protected: int = 0
+class Summary(Counts):
+    """A run: the Counts of the clips it protected (audio files, or containers' cells) and the rest."""
+
+    key_fingerprint: str = ""
     copied: int = 0
     resumed: int = 0
-    samples: int = 0
-    changed: int = 0
-    clipped: int = 0
-    audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failed: list = field(default_factory=list)  # [(relpath, reason)]
     skipped: list = field(default_factory=list)  # [(relpath, reason)]
-    labels: dict = field(default_factory=dict)  # label -> audio files (or cells) protected as it in this run
     containers: int = 0  # Parquet files or tar shards written
 
     @property
-    def changed_fraction(self):
-        return self.changed / self.samples if self.samples else 0.0
+    def protected(self):
+        return self.clips
 
     def to_dict(self):
         return {"key_fingerprint": self.key_fingerprint, "protected": self.protected,
@@ -51,7 +48,7 @@ class Summary:
                 "errors": [{"path": p, "reason": r} for p, r in self.failed],
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
                 "samples": self.samples, "changed_fraction": round(self.changed_fraction, 6),
-                "clipped_samples": self.clipped, "audio_seconds": round(self.audio_seconds, 3),
+                "clipped_samples": self.clipped, "audio_seconds": round(self.seconds, 3),
                 "wall_seconds": round(self.wall_seconds, 3), "labels": dict(sorted(self.labels.items())),
                 "containers": self.containers}
 
@@ -60,11 +57,7 @@ class Summary:
 class _FileResult:
     entry: tree.Entry
     record: Record
-    samples: int = 0
-    changed: int = 0
-    clipped: int = 0
-    seconds: float = 0.0
-    labels: dict = field(default_factory=dict)  # label -> clips protected (one for an audio file)
+    counts: Counts = field(default_factory=Counts)  # nothing for a copied file
     rows: int = 1  # what progress counts: one per file, a container's rows
     container: bool = False
 
@@ -100,7 +93,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     rows = {entry.relpath: _rows(src, entry, containers) for entry in walked.entries} if containers else {}
     if on_total:
         on_total(sum(rows.get(entry.relpath, 1) for entry in walked.entries))
-    summary = Summary(key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
+    summary = Summary(key_fingerprint=key.fingerprint, failed=list(walked.problems), skipped=list(walked.skipped))
     if fail_fast and summary.failed:
         return summary
     os.makedirs(dst, exist_ok=True)
@@ -167,13 +160,7 @@ def _record_result(result, manifest, summary):
     manifest.add(result.record)
     if result.entry.audio or result.container:
         summary.containers += result.container
-        for label, count in result.labels.items():
-            summary.protected += count
-            summary.labels[label] = summary.labels.get(label, 0) + count
-        summary.samples += result.samples
-        summary.changed += result.changed
-        summary.clipped += result.clipped
-        summary.audio_seconds += result.seconds
+        summary.add(result.counts)
     else:
         summary.copied += 1
 
@@ -214,8 +201,7 @@ def _protect_one(src, dst, key, entry, threads, containers=None):
             if done.failed:
                 more = f" (and {len(done.failed) - 3} more)" if len(done.failed) > 3 else ""
                 raise _EntryError(entry, "; ".join(done.failed[:3]) + more + "; not written")
-            return _FileResult(entry, _record(entry, stat, out_path), done.samples, done.changed, done.clipped,
-                               done.seconds, dict(done.labels), done.rows, container=True)
+            return _FileResult(entry, _record(entry, stat, out_path), done, done.rows, container=True)
         if not entry.audio:
             audio.copy_atomic(in_path, out_path)
             return _FileResult(entry, _record(entry, stat, out_path))
@@ -232,8 +218,8 @@ def _protect_one(src, dst, key, entry, threads, containers=None):
                     samples, changed, clipped = data.size, result.changed, result.clipped
             except ValueError as exc:
                 raise _EntryError(entry, str(exc)) from None
-        return _FileResult(entry, _record(entry, stat, out_path), samples, changed, clipped,
-                           info.frames / info.samplerate, {entry.label: 1})
+        return _FileResult(entry, _record(entry, stat, out_path),
+                           Counts.clip(entry.label, samples, changed, clipped, info.frames / info.samplerate))
     except PoscudaError as exc:
         raise _EntryError(entry, _without_path(str(exc), in_path, out_path)) from None
     except OSError as exc:

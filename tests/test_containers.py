@@ -308,15 +308,13 @@ def test_containers_go_to_worker_processes_however_big_and_give_the_same_bytes(t
         return real(*args, **kwargs)
 
     monkeypatch.setattr(protect.executors, "pool", recording)
-    calls = tmp_path / "threads-per-container"
-    real_container = protect.protect_container
+    threads_per_task, real_run = [], protect._run
 
-    def counting(in_path, out_path, key, options, threads, fan_out):  # runs in the (forked) workers too
-        with open(calls, "a") as handle:
-            handle.write(f"{threads}\n")
-        return real_container(in_path, out_path, key, options, threads, fan_out)
+    def counting(workers, batches, src, dst, key, threads, *rest):
+        threads_per_task.append(threads)
+        return real_run(workers, batches, src, dst, key, threads, *rest)
 
-    monkeypatch.setattr(protect, "protect_container", counting)
+    monkeypatch.setattr(protect, "_run", counting)
     for fmt, src in (("parquet", tmp_path / "in"), ("webdataset", tmp_path / "shards")):
         threads = protect_tree(src, tmp_path / fmt / "threads", KEY, jobs=2, containers=_options(fmt))
         processes = protect_tree(src, tmp_path / fmt / "processes", KEY, jobs=2, processes=True,
@@ -328,7 +326,7 @@ def test_containers_go_to_worker_processes_however_big_and_give_the_same_bytes(t
                 assert twin.read_bytes() == path.read_bytes()
     assert asked == [False, True, False, True]  # cells are small files: the GIL-bound kind
     # a container's cells run on 2 threads in the one process, and on 1 in each of 2 processes (not 2 x 2)
-    assert calls.read_text().split() == ["2", "2", "1", "1", "2", "1"]
+    assert threads_per_task == [2, 1, 2, 1]
 
 
 def test_a_parquet_file_fanned_out_by_row_group_gives_the_same_bytes(tmp_path):
@@ -347,9 +345,9 @@ def test_a_parquet_file_fanned_out_by_row_group_gives_the_same_bytes(tmp_path):
     parts = protect_parquet(src, tmp_path / "parts" / "out.parquet", KEY, _options("parquet"), fan_out=fan_out)
     assert tasks == [0, 1, 2]
     assert (tmp_path / "parts" / "out.parquet").read_bytes() == (tmp_path / "whole" / "out.parquet").read_bytes()
-    assert (parts.rows, parts.cells, parts.samples, parts.labels) == (whole.rows, whole.cells, whole.samples,
+    assert (parts.rows, parts.clips, parts.samples, parts.labels) == (whole.rows, whole.clips, whole.samples,
                                                                      whole.labels)
-    assert whole.rows == whole.cells == 10
+    assert whole.rows == whole.clips == 10
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["out.parquet"]  # the pieces are gone
     bad = write_parquet(tmp_path / "bad.parquet", rows=10, broken=5)
     failed = protect_parquet(bad, tmp_path / "parts" / "bad.parquet", KEY, _options("parquet"), fan_out=fan_out)

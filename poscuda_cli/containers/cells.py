@@ -1,25 +1,19 @@
 """One audio cell of a container, protected as ``protect`` protects a file of its label."""
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from .. import audio
+from ..counts import Counts
 from ..errors import PoscudaError
 from ..labels import check_label
 from ..transform import protect_clip
 
 
 @dataclass
-class Result:
+class Result(Counts):
     """What protecting one container did."""
 
     rows: int = 0  # rows (samples) in it
-    cells: int = 0  # audio cells protected
-    samples: int = 0
-    changed: int = 0
-    clipped: int = 0
-    seconds: float = 0.0
-    labels: Counter = field(default_factory=Counter)
     failed: list = field(default_factory=list)  # "row 3: reason" / "member x.flac: reason"
 
     @classmethod
@@ -27,29 +21,16 @@ class Result:
         """One Result for a container done in parts."""
         whole = cls()
         for part in results:
-            for name in ("rows", "cells", "samples", "changed", "clipped", "seconds"):
-                setattr(whole, name, getattr(whole, name) + getattr(part, name))
-            whole.labels += part.labels
+            whole.add(part)
+            whole.rows += part.rows
             whole.failed += part.failed
         return whole
-
-    def add(self, cell):
-        self.cells += 1
-        self.samples += cell.samples
-        self.changed += cell.changed
-        self.clipped += cell.clipped
-        self.seconds += cell.seconds
-        self.labels[cell.label] += 1
 
 
 @dataclass
 class Cell:
     data: bytes  # the protected file's bytes
-    label: str
-    samples: int
-    changed: int
-    clipped: int
-    seconds: float
+    counts: Counts
 
 
 def protect_cell(data, label, key, name):
@@ -61,5 +42,5 @@ def protect_cell(data, label, key, name):
         result = protect_clip(samples, key.label_plan(label), info.samplerate, info.bits)
     except ValueError as exc:
         raise PoscudaError(f"{name}: {exc}") from None
-    return Cell(audio.encode(result.audio, info), label, samples.size, result.changed, result.clipped,
-                info.frames / info.samplerate)
+    return Cell(audio.encode(result.audio, info),
+                Counts.clip(label, samples.size, result.changed, result.clipped, info.frames / info.samplerate))

@@ -216,7 +216,7 @@ def _protect_group(table, columns, key, start, pool, result):
         elif outcome is None:
             protected.append(None)
         else:
-            result.add(outcome)
+            result.add(outcome.counts)
             protected.append(outcome.data)
     fields = [cells.type.field(i) for i in range(cells.type.num_fields)]
     arrays = [pa.array(protected, type=f.type) if f.name == "bytes" else cells.field(f.name) for f in fields]

@@ -136,7 +136,7 @@ def _land(outcome, out, result):
     result.rows += any(member.isfile() for member, _ in members)
     result.failed += failed
     for cell in cells:
-        result.add(cell)
+        result.add(cell.counts)
     if result.failed:
         return  # the shard will not be written; go on only to name every bad member
     for member, data in members:

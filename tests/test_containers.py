@@ -235,6 +235,56 @@ def test_webdataset_duplicate_keys_and_truncated_shards_are_named(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["good.tar"]
 
 
+def cut_shard(good, cut, where):
+    """``good`` cut ``where``, written to ``cut``; returns the name of the last whole member. tarfile
+    reads each of these cuts to a quiet end, as if the shard ended there."""
+    with tarfile.open(good) as shard:
+        found = shard.getmembers()
+        end = shard.offset  # where the end-of-archive blocks start
+    s0001 = next(i for i, m in enumerate(found) if m.name == "part0/s0001.flac")
+    offset, last = {"between samples": (found[s0001].offset, s0001 - 1),
+                     "in a header": (found[s0001 + 1].offset + 100, s0001),
+                     "in a body": (found[s0001].offset_data + 1000, s0001 - 1),
+                     "before the end blocks": (end, len(found) - 1)}[where]
+    cut.write_bytes(good.read_bytes()[:offset])
+    return found[last].name
+
+
+@pytest.mark.parametrize("where", ["between samples", "in a header", "in a body", "before the end blocks"])
+def test_a_shard_cut_anywhere_is_named_truncated_and_not_written(tmp_path, where):
+    from poscuda_cli import containers
+    from poscuda_cli.errors import PoscudaError
+
+    good = write_shard(tmp_path / "good.tar")
+    cut = tmp_path / "in" / "cut.tar"
+    cut.parent.mkdir()
+    last = cut_shard(good, cut, where)
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path), "-q"])
+    assert result.exit_code == 1, result.output
+    assert f"cut.tar: truncated after member {last}" in result.stderr
+    assert not [p for p in (tmp_path / "out").rglob("*") if not p.name.startswith(".")]  # not even a temporary
+    options = containers.Options("webdataset")  # verify and audit read it through these
+    for read in (lambda: containers.count_rows(cut, options), lambda: list(containers.read_cells(cut, options))):
+        with pytest.raises(PoscudaError, match=f"cut.tar: truncated after member {last} "):
+            read()
+
+
+def test_a_shard_ending_in_its_two_zero_blocks_without_padding_is_whole(tmp_path):
+    """Python and GNU tar pad the end-of-archive blocks with zeros to a 10240-byte record; the
+    two blocks alone are a whole tar too."""
+    good = write_shard(tmp_path / "good.tar")
+    with tarfile.open(good) as shard:
+        shard.getmembers()
+        end = shard.offset
+    assert good.stat().st_size > end + 1024
+    bare = tmp_path / "in" / "bare.tar"
+    bare.parent.mkdir()
+    bare.write_bytes(good.read_bytes()[:end + 1024])
+    summary = protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=_options("webdataset"))
+    assert not summary.failed and summary.protected == 6
+
+
 def test_containers_on_dask_match_local(tmp_path):
     pytest.importorskip("distributed", reason="the dask executor needs the [dask] extra")
     for i in range(2):

@@ -113,6 +113,21 @@ def test_verify_names_missing_containers_changed_cells_and_bad_audio(tmp_path):
     assert "missing in PROT: a.parquet" in result.stderr and "c.parquet#2" in result.stderr
 
 
+def test_verify_names_a_protected_shard_cut_before_its_end(tmp_path):
+    """Every cell is there and matches, but the shard ends without its end-of-archive blocks."""
+    tree_to_shard(vowel_tree(tmp_path / "tree", 2), tmp_path / "in" / "a.tar")
+    protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=Options("webdataset"))
+    copy = tmp_path / "out" / "a.tar"
+    with tarfile.open(copy) as shard:
+        last = shard.getmembers()[-1].name
+        end = shard.offset
+    copy.write_bytes(copy.read_bytes()[:end])
+    result, summary = verify_json(tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 1
+    assert [(e["path"], e["reason"]) for e in summary["errors"]] == \
+        [("a.tar", f"PROT: truncated after member {last} (no end-of-archive blocks)")]
+
+
 def test_verify_report_on_parquet_shows_cells(tmp_path):
     pytest.importorskip("matplotlib", reason="the report needs the [quality] extra")
     pytest.importorskip("pesq", reason="the report measures PESQ: the [quality] extra")

@@ -38,9 +38,10 @@ def features(label_type):
                                   "text": {"dtype": "string", "_type": "Value"}}}}
 
 
-def write_parquet(path, rows=10, label_type="int", group=4, broken=None):
+def write_parquet(path, rows=10, label_type="int", group=4, broken=None, **writer):
     """``rows`` rows of WAV/FLAC/MP3 cells, a ClassLabel (or string) label and a text column, in row
-    groups of ``group``; with ``broken``, that row's audio bytes are not audio."""
+    groups of ``group``, ZSTD-compressed unless ``writer`` (pq.write_table's options) says otherwise;
+    with ``broken``, that row's audio bytes are not audio."""
     audio, labels, texts = [], [], []
     for row in range(rows):
         fmt, subtype = CELLS[row % len(CELLS)]
@@ -53,7 +54,7 @@ def write_parquet(path, rows=10, label_type="int", group=4, broken=None):
                        metadata={b"huggingface": json.dumps(features(label_type)).encode()})
     table = pa.Table.from_pydict({"audio": audio, "label": labels, "text": texts}, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, row_group_size=group, compression="zstd")
+    pq.write_table(table, path, row_group_size=group, **{"compression": "zstd", **writer})
     return path
 
 
@@ -101,6 +102,25 @@ def test_parquet_round_trip_keeps_everything_but_the_audio(tmp_path, label_type)
         assert (a.format, a.subtype, a.samplerate, a.channels, a.frames) == \
                (b.format, b.subtype, b.samplerate, b.channels, b.frames)
         assert cell["bytes"] != original["bytes"]
+
+
+def column_chunks(path):
+    """(rows, [(column, codec, has statistics, has a dictionary page)]) of each row group."""
+    metadata = pq.ParquetFile(path).metadata
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    return [(group.num_rows, [(c.path_in_schema, c.compression, c.is_stats_set, c.has_dictionary_page)
+                              for c in map(group.column, range(group.num_columns))]) for group in groups]
+
+
+def test_parquet_keeps_each_column_chunks_codec_statistics_and_dictionary(tmp_path):
+    src = write_parquet(tmp_path / "in" / "mixed.parquet",
+                        compression={"audio.bytes": "zstd", "audio.path": "snappy", "label": "gzip", "text": "none"},
+                        write_statistics=["label"], use_dictionary=["audio.path", "text"])
+    before = column_chunks(src)
+    assert before[0] == (4, [("audio.bytes", "ZSTD", False, False), ("audio.path", "SNAPPY", False, True),
+                             ("label", "GZIP", True, False), ("text", "UNCOMPRESSED", False, True)])
+    protect_tree(src, tmp_path / "out", KEY, containers=_options("parquet"))
+    assert column_chunks(tmp_path / "out" / "mixed.parquet") == before
 
 
 def test_datasets_loads_the_protected_parquet_with_the_same_features(tmp_path):

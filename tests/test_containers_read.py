@@ -161,9 +161,6 @@ def test_audit_reads_cells_and_names_the_container_of_a_bad_one(tmp_path):
         read_labeled(str(tmp_path / "hub"), containers=Options("parquet"))
 
 
-torch = pytest.importorskip("torch", reason="audit needs the [audit] extra (torch)")
-
-
 def audit_json(*args):
     result = CliRunner().invoke(main, ["audit", *map(str, args), "--models", "cnn-avg", "--epochs", "2",
                                        "--seconds", "0.5", "--threads", "2", "-q", "--json"])
@@ -172,6 +169,7 @@ def audit_json(*args):
 
 
 def test_audit_on_containers_trains_on_the_same_clips_as_on_the_tree(tmp_path):
+    pytest.importorskip("torch", reason="audit's models need the [audit] extra (torch)")
     train, test = vowel_tree(tmp_path / "train", 6), vowel_tree(tmp_path / "test", 3, seed=1)
     protect_tree(train, tmp_path / "train-out", KEY)
     on_tree = audit_json("--train", train, "--protected", tmp_path / "train-out", "--test", test)

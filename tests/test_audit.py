@@ -52,6 +52,15 @@ def test_balanced_takes_a_learnable_set_to_chance_and_the_gate_says_so(tmp_path)
     assert tripped.exit_code == 7 and "--max-accuracy" in tripped.stderr
 
 
+def test_strongest_is_the_row_whose_protected_trained_attacker_scores_highest():
+    """Neither the first row nor the best clean-trained attacker: what the protection is worth."""
+    from poscuda_cli.audit.main import AuditResult, AuditRow
+
+    rows = [AuditRow(model, 0.0, "none", clean, protected, protected, protected, 1.0, 1, 1)
+            for model, clean, protected in (("raw", 1.0, 0.4), ("kws-linear", 0.6, 0.9), ("cnn-avg", 0.8, 0.6))]
+    assert AuditResult(["a", "b"], rows, []).to_dict()["strongest"]["model"] == "kws-linear"
+
+
 def test_audit_shift_rows_and_bad_model(tmp_path, key):
     src = tone_tree(tmp_path / "in", count=6)
     protect_tree(src, tmp_path / "out", key)

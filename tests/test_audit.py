@@ -30,7 +30,10 @@ def tone_tree(root, count=12):
 
 def test_balanced_takes_a_learnable_set_to_chance_and_the_gate_says_so(tmp_path):
     """On vowels a model learns perfectly from clean audio, balanced leaves a cnn-avg trained on the
-    protected copy at chance (measured: 100% -> 33%); --max-accuracy passes above that and trips below."""
+    protected copy at chance (measured: 100% -> 33%): within the 99% binomial interval of a guesser's
+    score on the 30 test clips, 4 to 17 right; --max-accuracy passes above that and trips below."""
+    from scipy.stats import binom
+
     from poscuda_cli.key import Key
     from poscuda_cli.params import STRENGTHS
 
@@ -44,12 +47,22 @@ def test_balanced_takes_a_learnable_set_to_chance_and_the_gate_says_so(tmp_path)
     assert report["labels"] == ["a", "e", "i"] and report["chance"] == pytest.approx(1 / 3)
     (row,) = report["rows"]
     assert row["model"] == "cnn-avg" and row["shift"] == 0.0
-    assert row["clean_accuracy"] >= 0.9 and row["protected_accuracy"] <= row["clean_accuracy"] - 0.4, row
+    low, high = binom.interval(0.99, 30, report["chance"])
+    assert row["clean_accuracy"] >= 0.9 and low / 30 <= row["protected_accuracy"] <= high / 30, row
     assert row["protected_train_accuracy"] >= 0.9  # it learned its training set: the shortcut, not the vowels
     passed = CliRunner().invoke(main, args + ["--max-accuracy", f"{row['protected_accuracy'] + 0.1:.2f}"])
     assert passed.exit_code == 0 and "clean-trained" in passed.stdout
     tripped = CliRunner().invoke(main, args + ["--max-accuracy", f"{row['protected_accuracy'] - 0.1:.2f}"])
     assert tripped.exit_code == 7 and "--max-accuracy" in tripped.stderr
+
+
+def test_strongest_is_the_row_whose_protected_trained_attacker_scores_highest():
+    """Neither the first row nor the best clean-trained attacker: what the protection is worth."""
+    from poscuda_cli.audit.main import AuditResult, AuditRow
+
+    rows = [AuditRow(model, 0.0, "none", clean, protected, protected, protected, 1.0, 1, 1)
+            for model, clean, protected in (("raw", 1.0, 0.4), ("kws-linear", 0.6, 0.9), ("cnn-avg", 0.8, 0.6))]
+    assert AuditResult(["a", "b"], rows, []).to_dict()["strongest"]["model"] == "kws-linear"
 
 
 def test_audit_shift_rows_and_bad_model(tmp_path, key):

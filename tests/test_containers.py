@@ -38,9 +38,10 @@ def features(label_type):
                                   "text": {"dtype": "string", "_type": "Value"}}}}
 
 
-def write_parquet(path, rows=10, label_type="int", group=4, broken=None):
+def write_parquet(path, rows=10, label_type="int", group=4, broken=None, **writer):
     """``rows`` rows of WAV/FLAC/MP3 cells, a ClassLabel (or string) label and a text column, in row
-    groups of ``group``; with ``broken``, that row's audio bytes are not audio."""
+    groups of ``group``, ZSTD-compressed unless ``writer`` (pq.write_table's options) says otherwise;
+    with ``broken``, that row's audio bytes are not audio."""
     audio, labels, texts = [], [], []
     for row in range(rows):
         fmt, subtype = CELLS[row % len(CELLS)]
@@ -53,7 +54,7 @@ def write_parquet(path, rows=10, label_type="int", group=4, broken=None):
                        metadata={b"huggingface": json.dumps(features(label_type)).encode()})
     table = pa.Table.from_pydict({"audio": audio, "label": labels, "text": texts}, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, row_group_size=group, compression="zstd")
+    pq.write_table(table, path, row_group_size=group, **{"compression": "zstd", **writer})
     return path
 
 
@@ -101,6 +102,25 @@ def test_parquet_round_trip_keeps_everything_but_the_audio(tmp_path, label_type)
         assert (a.format, a.subtype, a.samplerate, a.channels, a.frames) == \
                (b.format, b.subtype, b.samplerate, b.channels, b.frames)
         assert cell["bytes"] != original["bytes"]
+
+
+def column_chunks(path):
+    """(rows, [(column, codec, has statistics, has a dictionary page)]) of each row group."""
+    metadata = pq.ParquetFile(path).metadata
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    return [(group.num_rows, [(c.path_in_schema, c.compression, c.is_stats_set, c.has_dictionary_page)
+                              for c in map(group.column, range(group.num_columns))]) for group in groups]
+
+
+def test_parquet_keeps_each_column_chunks_codec_statistics_and_dictionary(tmp_path):
+    src = write_parquet(tmp_path / "in" / "mixed.parquet",
+                        compression={"audio.bytes": "zstd", "audio.path": "snappy", "label": "gzip", "text": "none"},
+                        write_statistics=["label"], use_dictionary=["audio.path", "text"])
+    before = column_chunks(src)
+    assert before[0] == (4, [("audio.bytes", "ZSTD", False, False), ("audio.path", "SNAPPY", False, True),
+                             ("label", "GZIP", True, False), ("text", "UNCOMPRESSED", False, True)])
+    protect_tree(src, tmp_path / "out", KEY, containers=_options("parquet"))
+    assert column_chunks(tmp_path / "out" / "mixed.parquet") == before
 
 
 def test_datasets_loads_the_protected_parquet_with_the_same_features(tmp_path):
@@ -274,6 +294,56 @@ def test_webdataset_duplicate_keys_and_truncated_shards_are_named(tmp_path):
     assert "key 'part0/s0000' appears twice" in failed["dup.tar"]
     assert "truncated" in failed["cut.tar"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == ["good.tar"]
+
+
+def cut_shard(good, cut, where):
+    """``good`` cut ``where``, written to ``cut``; returns the name of the last whole member. tarfile
+    reads each of these cuts to a quiet end, as if the shard ended there."""
+    with tarfile.open(good) as shard:
+        found = shard.getmembers()
+        end = shard.offset  # where the end-of-archive blocks start
+    s0001 = next(i for i, m in enumerate(found) if m.name == "part0/s0001.flac")
+    offset, last = {"between samples": (found[s0001].offset, s0001 - 1),
+                     "in a header": (found[s0001 + 1].offset + 100, s0001),
+                     "in a body": (found[s0001].offset_data + 1000, s0001 - 1),
+                     "before the end blocks": (end, len(found) - 1)}[where]
+    cut.write_bytes(good.read_bytes()[:offset])
+    return found[last].name
+
+
+@pytest.mark.parametrize("where", ["between samples", "in a header", "in a body", "before the end blocks"])
+def test_a_shard_cut_anywhere_is_named_truncated_and_not_written(tmp_path, where):
+    from poscuda_cli import containers
+    from poscuda_cli.errors import PoscudaError
+
+    good = write_shard(tmp_path / "good.tar")
+    cut = tmp_path / "in" / "cut.tar"
+    cut.parent.mkdir()
+    last = cut_shard(good, cut, where)
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path), "-q"])
+    assert result.exit_code == 1, result.output
+    assert f"cut.tar: truncated after member {last}" in result.stderr
+    assert not [p for p in (tmp_path / "out").rglob("*") if not p.name.startswith(".")]  # not even a temporary
+    options = containers.Options("webdataset")  # verify and audit read it through these
+    for read in (lambda: containers.count_rows(cut, options), lambda: list(containers.read_cells(cut, options))):
+        with pytest.raises(PoscudaError, match=f"cut.tar: truncated after member {last} "):
+            read()
+
+
+def test_a_shard_ending_in_its_two_zero_blocks_without_padding_is_whole(tmp_path):
+    """Python and GNU tar pad the end-of-archive blocks with zeros to a 10240-byte record; the
+    two blocks alone are a whole tar too."""
+    good = write_shard(tmp_path / "good.tar")
+    with tarfile.open(good) as shard:
+        shard.getmembers()
+        end = shard.offset
+    assert good.stat().st_size > end + 1024
+    bare = tmp_path / "in" / "bare.tar"
+    bare.parent.mkdir()
+    bare.write_bytes(good.read_bytes()[:end + 1024])
+    summary = protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=_options("webdataset"))
+    assert not summary.failed and summary.protected == 6
 
 
 def test_containers_on_dask_match_local(tmp_path):

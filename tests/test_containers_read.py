@@ -113,6 +113,21 @@ def test_verify_names_missing_containers_changed_cells_and_bad_audio(tmp_path):
     assert "missing in PROT: a.parquet" in result.stderr and "c.parquet#2" in result.stderr
 
 
+def test_verify_names_a_protected_shard_cut_before_its_end(tmp_path):
+    """Every cell is there and matches, but the shard ends without its end-of-archive blocks."""
+    tree_to_shard(vowel_tree(tmp_path / "tree", 2), tmp_path / "in" / "a.tar")
+    protect_tree(tmp_path / "in", tmp_path / "out", KEY, containers=Options("webdataset"))
+    copy = tmp_path / "out" / "a.tar"
+    with tarfile.open(copy) as shard:
+        last = shard.getmembers()[-1].name
+        end = shard.offset
+    copy.write_bytes(copy.read_bytes()[:end])
+    result, summary = verify_json(tmp_path / "in", tmp_path / "out")
+    assert result.exit_code == 1
+    assert [(e["path"], e["reason"]) for e in summary["errors"]] == \
+        [("a.tar", f"PROT: truncated after member {last} (no end-of-archive blocks)")]
+
+
 def test_verify_report_on_parquet_shows_cells(tmp_path):
     pytest.importorskip("matplotlib", reason="the report needs the [quality] extra")
     pytest.importorskip("pesq", reason="the report measures PESQ: the [quality] extra")
@@ -146,9 +161,6 @@ def test_audit_reads_cells_and_names_the_container_of_a_bad_one(tmp_path):
         read_labeled(str(tmp_path / "hub"), containers=Options("parquet"))
 
 
-torch = pytest.importorskip("torch", reason="audit needs the [audit] extra (torch)")
-
-
 def audit_json(*args):
     result = CliRunner().invoke(main, ["audit", *map(str, args), "--models", "cnn-avg", "--epochs", "2",
                                        "--seconds", "0.5", "--threads", "2", "-q", "--json"])
@@ -157,6 +169,7 @@ def audit_json(*args):
 
 
 def test_audit_on_containers_trains_on_the_same_clips_as_on_the_tree(tmp_path):
+    pytest.importorskip("torch", reason="audit's models need the [audit] extra (torch)")
     train, test = vowel_tree(tmp_path / "train", 6), vowel_tree(tmp_path / "test", 3, seed=1)
     protect_tree(train, tmp_path / "train-out", KEY)
     on_tree = audit_json("--train", train, "--protected", tmp_path / "train-out", "--test", test)

@@ -2,8 +2,9 @@
 
 An audio column is a struct of ``bytes`` (a whole WAV, FLAC, MP3 or Ogg file) and ``path``; the
 label is a ``ClassLabel`` integer, whose names the file's ``huggingface`` schema metadata lists,
-or a string. The output has the input's schema (metadata included), row groups, row order and
-compression; only the ``bytes`` of the audio column change. One row group is in memory at a time.
+or a string. The output has the input's schema (metadata included), row groups, row order, and each
+column chunk's compression, statistics and dictionary setting; only the ``bytes`` of the audio
+column change. One row group is in memory at a time.
 """
 
 import json
@@ -169,14 +170,12 @@ def protect_row_groups(in_path, out_path, key, options, threads=1, group=None):
 
 def _write(source, out_path, tables):
     """Write ``tables`` as the row groups of a file with ``source``'s schema (metadata included) and
-    compression, to a temporary name renamed ``out_path`` at the end; if ``tables`` gives a None,
-    nothing is written."""
+    column chunk settings (_settings), to a temporary name renamed ``out_path`` at the end; if
+    ``tables`` gives a None, nothing is written."""
     pq = _pyarrow()[1]
-    metadata = source.metadata
-    codec = metadata.row_group(0).column(0).compression if metadata.num_row_groups else "SNAPPY"
     tmp, complete = temp_name(out_path), True
     try:
-        with pq.ParquetWriter(tmp, source.schema_arrow, compression=_CODECS.get(codec, codec)) as writer:
+        with pq.ParquetWriter(tmp, source.schema_arrow, **_settings(source.metadata)) as writer:
             for table in tables:
                 complete = complete and table is not None
                 if complete:
@@ -186,6 +185,18 @@ def _write(source, out_path, tables):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _settings(metadata):
+    """ParquetWriter's arguments that write each column chunk as the file's own: its codec, whether
+    it has statistics and a dictionary page. The footer does not hold a codec's level (pyarrow's
+    default is used); a writer writes every row group alike, so the first row group's stand for all."""
+    if not metadata.num_row_groups:
+        return {}
+    chunks = [metadata.row_group(0).column(i) for i in range(metadata.num_columns)]
+    return {"compression": {c.path_in_schema: _CODECS.get(c.compression, c.compression) for c in chunks},
+            "write_statistics": [c.path_in_schema for c in chunks if c.is_stats_set],
+            "use_dictionary": [c.path_in_schema for c in chunks if c.has_dictionary_page]}
 
 
 _CODECS = {"UNCOMPRESSED": "NONE"}  # the footer's name for no compression, and the writer's

@@ -2,7 +2,8 @@
 name up to the first dot of its file name), e.g. ``s0001.flac`` + ``s0001.cls``. The label is the
 text of the sample's ``.cls`` member, or a field of its ``.json`` member (``json:FIELD``). The
 output shard has the same members in the same order with the same headers; only the audio
-members' data (and so their size) change. Read and written member by member.
+members' data (and so their size) change. Read and written member by member, and read to the
+end-of-archive blocks: a shard cut short is refused, never protected into a shorter one.
 """
 
 import copy
@@ -24,17 +25,55 @@ def sample_key(name):
 
 
 def count_samples(path):
+    """How many samples the shard holds; a PoscudaError when it is not whole (verify counts ORIG's
+    samples before it reads them)."""
+    return len({sample_key(member.name) for member, _ in _members(path, data=False) if member.isfile()})
+
+
+END = 2 * tarfile.BLOCKSIZE  # a tar ends in two zero blocks (writers pad on with zeros to a record)
+
+
+def _members(path, data=True):
+    """(TarInfo, bytes or None) of each member of the shard at ``path``, in order, read to its end.
+    tarfile stops without a word at a header cut short, at a cut between two members and at a
+    damaged header, so what follows the last member must be the end-of-archive blocks. Without
+    ``data`` the bodies are skipped (tarfile still finds a body cut short when it reads the next
+    header). A shard that is not whole is a PoscudaError naming the last whole member."""
     try:
-        with tarfile.open(path, "r:*") as shard:
-            return len({sample_key(m.name) for m in shard if m.isfile()})
-    except (OSError, tarfile.TarError, EOFError):
-        return 0  # protect_shard reports it
+        shard = tarfile.open(path, "r:*")  # reads the first header
+    except tarfile.ReadError:
+        raise PoscudaError(f"{path}: not a tar file, or truncated in its first header") from None
+    except OSError as exc:
+        raise PoscudaError(f"{path}: {exc.strerror or exc}") from None
+    whole = seen = None
+    with shard:
+        try:
+            for member in shard:
+                whole = seen  # this header was read: the member before it is whole
+                yield member, shard.extractfile(member).read() if data and member.isfile() else None
+                seen = member.name
+            whole = seen
+            shard.fileobj.seek(shard.offset)
+            end = shard.fileobj.read(END)
+        except (tarfile.ReadError, EOFError) as exc:
+            raise PoscudaError(f"{path}: {_after(whole, 'truncated')} ({exc})") from None
+        except (tarfile.TarError, OSError) as exc:
+            raise PoscudaError(f"{path}: {_after(whole, 'unreadable')} ({exc})") from None
+    if len(end) < END:
+        raise PoscudaError(f"{path}: {_after(whole, 'truncated')} (no end-of-archive blocks)")
+    if end.strip(b"\0"):
+        raise PoscudaError(f"{path}: {_after(whole, 'damaged')}: neither a header nor the end of the archive")
 
 
-def _samples(shard, path):
+def _after(whole, what):
+    """What is wrong and where: "truncated after member s0001.cls", or "in its first member"."""
+    return f"{what} after member {whole}" if whole is not None else f"{what} in its first member"
+
+
+def _samples(path):
     """Lists of (TarInfo, bytes or None) sharing a key, in order; a key seen twice is an error."""
     seen, group, current = set(), [], None
-    for member in shard:
+    for member, data in _members(path):
         key = sample_key(member.name) if member.isfile() else None
         if group and key != current:
             yield group
@@ -44,7 +83,6 @@ def _samples(shard, path):
                 raise PoscudaError(f"{path}: member {member.name}: key {key!r} appears twice in the shard")
             seen.add(key)
         current = key
-        data = shard.extractfile(member).read() if member.isfile() else None
         group.append((member, data))
     if group:
         yield group
@@ -52,18 +90,14 @@ def _samples(shard, path):
 
 def read_cells(path, options):
     """(member name, label, bytes, member name) of each audio member, in shard order."""
-    try:
-        with tarfile.open(path, "r|*") as shard:
-            for group in _samples(shard, path):
-                try:
-                    label = _label(group, options.label_member, path)
-                except PoscudaError as exc:
-                    raise PoscudaError(f"{path}: {exc}") from None
-                for member, data in group:
-                    if _is_audio(member):
-                        yield member.name, label, data, member.name
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise PoscudaError(f"{path}: unreadable or truncated tar ({exc})") from None
+    for group in _samples(path):
+        try:
+            label = _label(group, options.label_member, path)
+        except PoscudaError as exc:
+            raise PoscudaError(f"{path}: {exc}") from None
+        for member, data in group:
+            if _is_audio(member):
+                yield member.name, label, data, member.name
 
 
 def _is_audio(member):
@@ -88,13 +122,14 @@ def _label(group, label_member, path):
 
 
 def protect_shard(in_path, out_path, key, options, threads=1):
+    """Protect the shard at ``in_path`` into ``out_path`` (temporary name, then rename); a cells.Result.
+    A shard that is not whole is a PoscudaError, and nothing is written."""
     result = Result()
     tmp = temp_name(out_path)
     try:
-        with tarfile.open(in_path, "r|*") as shard, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out, \
-                ThreadPoolExecutor(threads) as pool:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out, ThreadPoolExecutor(threads) as pool:
             pending = []
-            for group in _samples(shard, in_path):
+            for group in _samples(in_path):
                 pending.append(pool.submit(_protect_sample, group, key, options.label_member, in_path))
                 if len(pending) > 4 * threads:
                     _land(pending.pop(0).result(), out, result)
@@ -102,8 +137,6 @@ def protect_shard(in_path, out_path, key, options, threads=1):
                 _land(future.result(), out, result)
         if not result.failed:
             os.replace(tmp, out_path)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        result.failed.append(f"unreadable or truncated tar ({exc})")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

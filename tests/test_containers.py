@@ -331,6 +331,24 @@ def test_a_shard_cut_anywhere_is_named_truncated_and_not_written(tmp_path, where
             read()
 
 
+@pytest.mark.parametrize("codec", ["gz", "xz"])
+def test_a_damaged_compressed_shard_is_named_not_a_traceback(tmp_path, codec):
+    import gzip
+    import lzma
+
+    raw = write_shard(tmp_path / "good.tar").read_bytes()
+    packed = gzip.compress(raw, mtime=0) if codec == "gz" else lzma.compress(raw)
+    damaged = bytearray(packed)
+    for i in range(len(damaged) // 2, len(damaged) // 2 + 64):
+        damaged[i] ^= 0x5A
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "s.tar").write_bytes(bytes(damaged))
+    result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                       key_file(tmp_path), "-q"])
+    assert result.exit_code == 1 and "poscuda: error: s.tar: " in result.stderr, result.output
+    assert not (tmp_path / "out" / "s.tar").exists()
+
+
 def test_a_shard_ending_in_its_two_zero_blocks_without_padding_is_whole(tmp_path):
     """Python and GNU tar pad the end-of-archive blocks with zeros to a 10240-byte record; the
     two blocks alone are a whole tar too."""

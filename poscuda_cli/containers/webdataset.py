@@ -9,8 +9,10 @@ end-of-archive blocks: a shard cut short is refused, never protected into a shor
 import copy
 import io
 import json
+import lzma
 import os
 import tarfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from ..audio import is_audio_name, temp_name
@@ -57,7 +59,7 @@ def _members(path, data=True):
             end = shard.fileobj.read(END)
         except (tarfile.ReadError, EOFError) as exc:
             raise PoscudaError(f"{path}: {_after(whole, 'truncated')} ({exc})") from None
-        except (tarfile.TarError, OSError) as exc:
+        except (tarfile.TarError, OSError, zlib.error, lzma.LZMAError) as exc:  # also a compressed shard's damage
             raise PoscudaError(f"{path}: {_after(whole, 'unreadable')} ({exc})") from None
     if len(end) < END:
         raise PoscudaError(f"{path}: {_after(whole, 'truncated')} (no end-of-archive blocks)")

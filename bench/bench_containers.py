@@ -34,7 +34,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from poscuda_cli.containers import Options  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
-from poscuda_cli.params import STRENGTHS  # noqa: E402
+from poscuda_cli.signature.params import STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import verify_trees  # noqa: E402
 

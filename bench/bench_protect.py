@@ -32,10 +32,10 @@ import soundfile as sf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
-from poscuda_cli import filters, kernel  # noqa: E402
-from poscuda_cli.kernel import filter_ranges  # noqa: E402
+from poscuda_cli.signature import filters, kernel  # noqa: E402
+from poscuda_cli.signature.kernel import filter_ranges  # noqa: E402
 from poscuda_cli.key import Key, write_key  # noqa: E402
-from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
+from poscuda_cli.signature.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 
@@ -230,7 +230,7 @@ def startup():
     help_time = timed(lambda: subprocess.run(exe + ["--help"], capture_output=True, check=True), 3)
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        code = ("import time,numpy as np;t=time.perf_counter();from poscuda_cli.kernel import filter_ranges;"
+        code = ("import time,numpy as np;t=time.perf_counter();from poscuda_cli.signature.kernel import filter_ranges;"
                 "filter_ranges(np.zeros((10,1)),np.ones(3),[0],[10]);print(time.perf_counter()-t)")
         cold, warm = (float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                                            check=True).stdout) for _ in range(2))

@@ -31,7 +31,7 @@ from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
 from poscuda_cli.audit.models import INPUTS, SCRATCH  # noqa: E402
 from poscuda_cli.key import Key  # noqa: E402
 from poscuda_cli.labels import PatternLabels  # noqa: E402
-from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
+from poscuda_cli.signature.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 

@@ -24,8 +24,8 @@ from scipy.signal import istft, stft
 from efficacy_sweep import DATA, HERE, record, training_tree, tree_quality
 from poscuda_cli.audit import audit
 from poscuda_cli.audit.data import labeled_files
-from poscuda_cli.filters import Notch
-from poscuda_cli.params import STRENGTHS
+from poscuda_cli.signature.filters import Notch
+from poscuda_cli.signature.params import STRENGTHS
 
 CONFIG = "balanced-glide"
 BALANCED = STRENGTHS["balanced"]  # its notches, which glide here

@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from poscuda_cli.key import Key  # noqa: E402
-from poscuda_cli.params import PRESETS, STRENGTHS  # noqa: E402
+from poscuda_cli.signature.params import PRESETS, STRENGTHS  # noqa: E402
 from poscuda_cli.protect import protect_tree  # noqa: E402
 from poscuda_cli.verify import Plan, verify_trees  # noqa: E402
 

@@ -14,9 +14,9 @@ import numpy as np
 from . import labels as label_sources
 from .audio import INTEGER_SUBTYPES
 from .key import generate_key, load_key, write_key
-from .params import PRESETS, STRENGTHS
+from .signature.params import PRESETS, STRENGTHS
 from .protect import protect_tree as _protect_tree
-from .transform import protect_clip
+from .signature.transform import protect_clip
 
 __all__ = ["keygen", "load_key", "protect_tree", "protect_array", "protect_bytes", "verify_trees", "label_table",
            "label_pattern"]

@@ -163,7 +163,7 @@ def _containers(root, container_format, audio_column, label_column, label_member
 
 def _key_options(command):
     """--strength/--preset/--param: the parameters of a new key (keygen, audit --keys)."""
-    from .params import PRESETS, STRENGTHS
+    from .signature.params import PRESETS, STRENGTHS
 
     command = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
                            help="Override one parameter (repeatable), e.g. --param notches=3.")(command)
@@ -174,7 +174,7 @@ def _key_options(command):
 
 
 def _key_params(strength, preset, params):
-    from .params import PRESETS, STRENGTHS
+    from .signature.params import PRESETS, STRENGTHS
 
     if strength and preset:
         raise click.UsageError("give --strength or --preset, not both")

@@ -19,9 +19,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import __version__, filters, layout
+from . import __version__
 from .errors import KeyFileError, PoscudaError
-from .params import Params
+from .signature import filters, layout
+from .signature.params import Params
 
 FORMAT = "poscuda-key"
 VERSION = 3  # what this poscuda writes (0.3 on): every parameter listed, a "fitted" section optional

@@ -13,7 +13,7 @@ from .errors import PoscudaError
 from .labels import FolderLabels
 from .manifest import Manifest, OutputLock, Record
 from .stream import protect_file_in_blocks
-from .transform import protect_clip
+from .signature.transform import protect_clip
 
 # Files with more samples than this (about 2 min of 48 kHz stereo) are processed in
 # blocks, so memory does not grow with file length.

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import audio, layout
-from .transform import check_finite, filter_window, plan_clip, quantum_of, values_of
+from . import audio
+from .signature import layout
+from .signature.transform import check_finite, filter_window, plan_clip, quantum_of, values_of
 
 BLOCK_SECONDS = 10.0
 

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from poscuda_cli.key import generate_key
-from poscuda_cli.params import Params
+from poscuda_cli.signature.params import Params
 
 FSDD = Path(os.environ.get("POSCUDA_FSDD", Path(__file__).resolve().parents[1].parent / "shared/data/fsdd"))
 

@@ -35,7 +35,7 @@ def test_balanced_takes_a_learnable_set_to_chance_and_the_gate_says_so(tmp_path)
     from scipy.stats import binom
 
     from poscuda_cli.key import Key
-    from poscuda_cli.params import STRENGTHS
+    from poscuda_cli.signature.params import STRENGTHS
 
     train, test = vowel_tree(tmp_path / "train", 24), vowel_tree(tmp_path / "test", 10, seed=1)
     protect_tree(train, tmp_path / "protected", Key(bytes(range(32)), STRENGTHS["balanced"]))
@@ -306,7 +306,7 @@ def test_protection_hurts_generalisation_on_fsdd(fsdd):
     """Protect FSDD in memory with a fixed balanced key, train the LSTM attacker: protected-trained must be far worse."""
     from poscuda_cli.audit import audit
     from poscuda_cli.key import Key
-    from poscuda_cli.params import STRENGTHS
+    from poscuda_cli.signature.params import STRENGTHS
 
     key = Key(bytes(range(32)), STRENGTHS["balanced"])  # fixed, so the result does not vary with a random draw
     result = audit(fsdd, split=r"_[0-4]\.wav$", keys=[key], models=["lstm"], epochs=8)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from poscuda_cli.cli import main
 from poscuda_cli.key import Key, write_key
-from poscuda_cli.params import STRENGTHS
+from poscuda_cli.signature.params import STRENGTHS
 from poscuda_cli.protect import protect_tree
 
 from conftest import speechlike, without_packages

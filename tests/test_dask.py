@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from poscuda_cli.cli import main
 from poscuda_cli.key import Key, write_key
-from poscuda_cli.params import Params
+from poscuda_cli.signature.params import Params
 from poscuda_cli.protect import protect_tree
 from poscuda_cli.verify import verify_trees
 

@@ -16,14 +16,15 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poscuda_cli import audio, layout
+from poscuda_cli import audio
+from poscuda_cli.signature import layout
 from poscuda_cli.errors import ManifestError, PoscudaError
-from poscuda_cli import filters
+from poscuda_cli.signature import filters
 from poscuda_cli.key import Key, write_key
 from poscuda_cli.manifest import MANIFEST_NAME
-from poscuda_cli.params import Params
+from poscuda_cli.signature.params import Params
 from poscuda_cli.protect import protect_tree
-from poscuda_cli.transform import protect_clip
+from poscuda_cli.signature.transform import protect_clip
 
 from conftest import speechlike, write_tree
 from test_kernel import reference
@@ -325,7 +326,7 @@ def test_manifest_paths_cannot_make_writes_outside_out(tmp_path, key):
        ranges=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 400)), max_size=5),
        seed=st.integers(0, 2 ** 32 - 1))
 def test_kernel_property(frames, channels, ntaps, ranges, seed):
-    from poscuda_cli.kernel import filter_ranges
+    from poscuda_cli.signature.kernel import filter_ranges
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((frames, channels))

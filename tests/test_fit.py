@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from poscuda_cli import filters
+from poscuda_cli.signature import filters
 from poscuda_cli.cli import main
 from poscuda_cli.key import load_key
 from poscuda_cli.protect import protect_tree

@@ -6,7 +6,7 @@ import soundfile as sf
 
 from poscuda_cli import audio
 from poscuda_cli.key import Key
-from poscuda_cli.params import STRENGTHS
+from poscuda_cli.signature.params import STRENGTHS
 from poscuda_cli.protect import protect_tree
 
 # mean SNR of one fixed balanced key over every 50th FSDD file, measured once (over 3 random keys the

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from poscuda_cli.kernel import filter_ranges
+from poscuda_cli.signature.kernel import filter_ranges
 
 
 def reference(x, taps, starts, stops):
@@ -76,7 +76,7 @@ def test_direct_and_fft_paths_match_the_reference(ntaps):
 
 
 def test_fft_windows_on_the_grid_give_identical_bits(monkeypatch):
-    import poscuda_cli.kernel as kernel
+    import poscuda_cli.signature.kernel as kernel
 
     monkeypatch.setattr(kernel, "FFT_BLOCK_MIN", 1024)
     x = np.random.default_rng(5).standard_normal((50000, 2))

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from poscuda_cli import filters
+from poscuda_cli.signature import filters
 from poscuda_cli.api import protect_array
 from poscuda_cli.cli import main
 from poscuda_cli.errors import KeyFileError
 from poscuda_cli.key import Key, generate_key, key_from_dict, load_key, write_key
-from poscuda_cli.params import PRESETS, STRENGTHS, Params
+from poscuda_cli.signature.params import PRESETS, STRENGTHS, Params
 from poscuda_cli.verify.metrics import snr_db
 
 from conftest import speechlike
@@ -208,7 +208,7 @@ def test_the_dataclass_defaults_are_the_default_level():
     """Params(), generate_key() and the API's and CLI's default key are all `balanced`: tests that use
     the `key` fixture exercise the filter users get."""
     from poscuda_cli import api
-    from poscuda_cli.params import STRENGTHS
+    from poscuda_cli.signature.params import STRENGTHS
 
     assert Params() == STRENGTHS["balanced"]
     assert generate_key().params == api.keygen().params == STRENGTHS["balanced"]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from poscuda_cli import layout
-from poscuda_cli.params import Params
+from poscuda_cli.signature import layout
+from poscuda_cli.signature.params import Params
 
 
 def spec_for(**overrides):

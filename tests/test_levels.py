@@ -13,10 +13,11 @@ import os
 import numpy as np
 import pytest
 
-from poscuda_cli import audio, executors, filters
+from poscuda_cli import audio, executors
+from poscuda_cli.signature import filters
 from poscuda_cli.key import Key
-from poscuda_cli.layout import envelope, ranges
-from poscuda_cli.params import PRESETS, STRENGTHS
+from poscuda_cli.signature.layout import envelope, ranges
+from poscuda_cli.signature.params import PRESETS, STRENGTHS
 from poscuda_cli.protect import protect_tree
 from poscuda_cli.verify import metrics
 

@@ -16,7 +16,7 @@ from poscuda_cli.errors import ManifestError, UnsafePathError
 from poscuda_cli.key import generate_key
 from poscuda_cli.manifest import MANIFEST_NAME, OutputLock
 from poscuda_cli.protect import protect_tree
-from poscuda_cli.transform import protect_clip
+from poscuda_cli.signature.transform import protect_clip
 
 from conftest import MIXED_TREE, write_tree
 

@@ -7,10 +7,10 @@ import soundfile as sf
 import poscuda_cli.protect as pipeline
 from poscuda_cli import audio
 from poscuda_cli.key import generate_key
-from poscuda_cli.params import Params
+from poscuda_cli.signature.params import Params
 from poscuda_cli.protect import protect_tree
 from poscuda_cli.stream import protect_file_in_blocks
-from poscuda_cli.transform import protect_clip
+from poscuda_cli.signature.transform import protect_clip
 
 from conftest import speechlike
 
@@ -20,7 +20,7 @@ from conftest import speechlike
 @pytest.mark.parametrize("fft_block", [1 << 16, 1024])  # one FFT block per clip, or many split over windows
 @pytest.mark.parametrize("threads", [1, 3])
 def test_blocks_equal_one_piece(tmp_path, subtype, layout, fft_block, threads, monkeypatch):
-    import poscuda_cli.kernel as kernel
+    import poscuda_cli.signature.kernel as kernel
 
     monkeypatch.setattr(kernel, "FFT_BLOCK_MIN", fft_block)
     key = generate_key(Params(layout=layout, patches=5, patch_ms=300, frame_s=2.0, period_min_ms=90))

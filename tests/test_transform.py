@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from poscuda_cli import layout
+from poscuda_cli.signature import layout
 from poscuda_cli.key import Key
-from poscuda_cli.params import Params
-from poscuda_cli.transform import protect_clip
+from poscuda_cli.signature.params import Params
+from poscuda_cli.signature.transform import protect_clip
 
 from conftest import speechlike
 

@@ -56,7 +56,7 @@ def test_fsdd_sanity_fad_ordering(fsdd, tmp_path):
     from scipy.signal import butter, sosfiltfilt
 
     from poscuda_cli.key import Key
-    from poscuda_cli.params import STRENGTHS
+    from poscuda_cli.signature.params import STRENGTHS
 
     orig = tmp_path / "orig"
     for path in sorted(fsdd.rglob("*.wav"))[::10]:

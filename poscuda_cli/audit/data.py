@@ -17,7 +17,7 @@ import numpy as np
 from .. import audio, tree
 from ..containers import cell_id, containers_at, counterparts, read_cells as read_container
 from ..errors import PoscudaError
-from ..transform import protect_clip
+from ..signature.transform import protect_clip
 
 
 @dataclass

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import features, filters
+from .. import features
+from ..signature import filters
 from ..key import GAIN_RANGE_DB, Fitted
 from . import attackers
 from .data import waves

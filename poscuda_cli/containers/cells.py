@@ -6,7 +6,7 @@ from .. import audio
 from ..counts import Counts
 from ..errors import PoscudaError
 from ..labels import check_label
-from ..transform import protect_clip
+from ..signature.transform import protect_clip
 
 
 @dataclass

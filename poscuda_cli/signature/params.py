@@ -6,7 +6,7 @@ preset all go through one gate and errors name the field.
 
 from dataclasses import asdict, dataclass, fields
 
-from .errors import KeyFileError
+from ..errors import KeyFileError
 
 FILTERS = ("lowpass", "bandstop")
 SPACINGS = ("hz", "mel")

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .features import hz_to_mel, mel_to_hz
+from ..features import hz_to_mel, mel_to_hz
 
 
 @dataclass(frozen=True)

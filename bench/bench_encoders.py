@@ -17,7 +17,7 @@ from datetime import date
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from efficacy_sweep import DATA  # noqa: E402
-from poscuda_cli.audit import encoders  # noqa: E402
+from poscuda_cli import encoders  # noqa: E402
 from poscuda_cli.audit.data import labeled_files, read_clips  # noqa: E402
 
 

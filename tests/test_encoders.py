@@ -7,7 +7,8 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from poscuda_cli.audit import encoders
+from poscuda_cli import encoders
+from poscuda_cli.encoders import kws
 from poscuda_cli.cli import main
 
 pytest.importorskip("onnxruntime", reason="the kws attackers need the [encoders] extra")
@@ -83,7 +84,7 @@ def test_kws_window_centres_short_clips_and_keeps_the_middle_of_long_ones():
     long[8000:16000] = 2000
     infos = [AudioInfo(8000, 1, len(d), "WAV", "PCM_16", "FILE") for d in (short, long)]
     clips = Clips("", ["a/s.wav", "a/l.wav"], ["a", "a"], [short, long], infos)
-    samples = encoders.kws_samples(clips)
+    samples = kws.samples(clips)
     assert samples.shape == (2, 32000)
     loud = np.flatnonzero(np.abs(samples[0]) > 500)
     assert abs((loud[0] + loud[-1]) / 2 - 16000) < 50 and 7900 < len(loud) < 8100  # 0.5 s, centred
@@ -110,13 +111,13 @@ def test_kws_front_end_runs_one_clip_at_a_time():
 
 
 def missing_extra(monkeypatch, tmp_path, **patch):
-    encoders._kws_model_paths.cache_clear()
+    kws.model_paths.cache_clear()
     for name, value in patch.items():
         monkeypatch.setattr(name, value)
     src = calls_tree(tmp_path / "in", 2)
     result = CliRunner().invoke(main, ["audit", "--train", str(src), "--protected", str(src), "--test", str(src),
                                        "--models", "kws-linear", "-q"])
-    encoders._kws_model_paths.cache_clear()
+    kws.model_paths.cache_clear()
     return result
 
 
@@ -126,18 +127,18 @@ def test_without_openwakeword_audit_says_what_to_install(tmp_path, monkeypatch):
     def absent(name):
         raise metadata.PackageNotFoundError(name)
 
-    result = missing_extra(monkeypatch, tmp_path, **{"poscuda_cli.audit.encoders.metadata.version": absent})
+    result = missing_extra(monkeypatch, tmp_path, **{"poscuda_cli.encoders.kws.metadata.version": absent})
     assert result.exit_code == 6 and "openwakeword==0.4.0" in result.stderr and "poscuda[encoders]" in result.stderr
 
 
 def test_a_later_openwakeword_is_refused_by_name(tmp_path, monkeypatch):
-    result = missing_extra(monkeypatch, tmp_path, **{"poscuda_cli.audit.encoders.metadata.version": lambda _: "0.6.0"})
+    result = missing_extra(monkeypatch, tmp_path, **{"poscuda_cli.encoders.kws.metadata.version": lambda _: "0.6.0"})
     assert result.exit_code == 6 and "found 0.6.0" in result.stderr and "downloads" in result.stderr
 
 
 def test_an_encoder_file_missing_from_the_package_is_named(tmp_path, monkeypatch):
     result = missing_extra(monkeypatch, tmp_path,
-                           **{"poscuda_cli.audit.encoders.KWS_FILES": ("melspectrogram.onnx", "gone.onnx")})
+                           **{"poscuda_cli.encoders.kws.KWS_FILES": ("melspectrogram.onnx", "gone.onnx")})
     assert result.exit_code == 6 and "openwakeword 0.4.0" in result.stderr and "gone.onnx" in result.stderr
 
 

@@ -18,7 +18,8 @@ pytest.importorskip("pystoi", reason="perceptual metrics need the [quality] extr
 pytest.importorskip("resemblyzer", reason="speaker similarity needs the [quality] extra")
 pytest.importorskip("matplotlib", reason="the report needs the [quality] extra")
 
-from poscuda_cli.verify import perceptual, speaker  # noqa: E402
+from poscuda_cli.encoders import speaker  # noqa: E402
+from poscuda_cli.verify import perceptual  # noqa: E402
 
 
 def noisy(x, snr_db, seed=0):

@@ -5,7 +5,7 @@ version of it -- a protected tree on disk, or the training set protected in memo
 N fresh keys -- and tested on clean audio: a test tree, the training files a ``split``
 pattern picks, or, with ``groups``, each group (e.g. speaker) held out in turn. Attackers are
 models trained from scratch (attackers.py) and small heads on frozen pretrained encoders
-(encoders.py, probes.py); ``defenses`` trains defended attackers too. Every training run is
+(poscuda_cli/encoders, probes.py); ``defenses`` trains defended attackers too. Every training run is
 kept; rows give the mean over folds and the mean, min and max over keys.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import features
+from .. import encoders, features
 from ..errors import GateError, LabelsError, MissingExtraError, PoscudaError
 from . import defenses as defense_steps
-from . import encoders, probes
+from . import probes
 from .data import groups_of, label_indices, read_copy, read_labeled, waves
 from .models import DEFAULT_PLAN, INPUTS, MODELS, PRETRAINED, unknown
 

@@ -1,7 +1,7 @@
 """Every attacker ``poscuda audit`` trains, by name, and what it eats (importable without torch).
 
 From scratch (attackers.py, torch): ``cnn-avg``, ``cnn-flat``, ``lstm`` and ``transformer`` on
-MFCC or log-mel frames, ``raw`` on the waveform. On a frozen pretrained encoder (encoders.py,
+MFCC or log-mel frames, ``raw`` on the waveform. On a frozen pretrained encoder (poscuda_cli/encoders,
 the ``[encoders]`` extra), a small head (probes.py): ``kws-linear`` and ``kws-mlp`` on Google's
 keyword-spotting speech embedding, ``speaker-linear`` on a speaker encoder's embedding.
 """

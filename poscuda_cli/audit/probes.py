@@ -1,4 +1,4 @@
-"""Small heads trained on frozen pretrained embeddings (encoders.py): the attacker who takes a
+"""Small heads trained on frozen pretrained embeddings (poscuda_cli/encoders): the attacker who takes a
 pretrained encoder off the shelf and fits a classifier on top (scikit-learn, ``[encoders]``).
 
 * ``linear``: multinomial logistic regression on the standardised embedding (for kws, its

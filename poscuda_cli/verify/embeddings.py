@@ -6,7 +6,7 @@ Backends map a mono float clip to (vectors, dim):
   resampler, 20 MFCCs (25 ms / 10 ms, 40 mel bands) plus their first differences: 40 dims
   per 10 ms frame.
 * ``speaker``: the pretrained speaker encoder that ships in the ``resemblyzer`` wheel
-  (speaker.py), one 256-dim vector per 1.6 s partial; needs ``poscuda[quality]``.
+  (encoders/speaker.py), one 256-dim vector per 1.6 s partial; needs ``poscuda[quality]``.
 * ``vggish``: the VGGish network (torch), weights from a file the user supplies
   (``--embedding vggish --weights vggish.pth``); log-mel 64 bands 125-7500 Hz, 0.96 s patches.
 
@@ -22,7 +22,7 @@ import numpy as np
 from .. import features
 from ..audio import mono_float, resample
 from ..errors import PoscudaError
-from . import speaker
+from ..encoders import speaker
 
 EMBED_RATE = 16000
 EMBEDDINGS = ("mfcc", "speaker", "vggish")

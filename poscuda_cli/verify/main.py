@@ -18,7 +18,8 @@ import numpy as np
 from .. import containers, executors, tree
 from ..audio import mono_float
 from ..errors import GateError, PoscudaError, printable
-from . import embeddings, metrics, perceptual, speaker
+from ..encoders import speaker
+from . import embeddings, metrics, perceptual
 from .frechet import Moments, frechet_distance
 
 PERCEPTUAL = ("pesq", "stoi", "speaker")

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import audio, executors, tree
-from .containers import count_rows, located, protect_container, require as require_format, without_containers
+from .containers import located, without_containers
 from .counts import Counts
 from .errors import PoscudaError
 from .labels import FolderLabels
@@ -79,7 +79,7 @@ def protect_tree(src, dst, key, jobs=None, force=False, fail_fast=False, progres
     """
     started = time.perf_counter()
     if containers is not None:
-        require_format(containers)
+        containers.kind.require()
     if containers is None:
         tree.check_paths(src, dst)
         walked_labels = labels or FolderLabels()
@@ -136,7 +136,7 @@ def _rows(src, entry, containers):
     if not containers.holds(entry.relpath):
         return 1
     try:
-        return count_rows(_paths(src, src, entry)[0], containers)
+        return containers.kind.count_rows(_paths(src, src, entry)[0])
     except Exception:  # noqa: BLE001 -- an unreadable container is reported when it is protected
         return 1
 
@@ -197,7 +197,7 @@ def _protect_one(src, dst, key, entry, threads, containers=None):
         stat = os.stat(in_path)
         os.makedirs(os.path.dirname(out_path), exist_ok=True)
         if containers is not None and containers.holds(entry.relpath):
-            done = protect_container(in_path, out_path, key, containers, threads, executors.fan_out())
+            done = containers.kind.protect(in_path, out_path, key, containers, threads, executors.fan_out())
             if done.failed:
                 more = f" (and {len(done.failed) - 3} more)" if len(done.failed) > 3 else ""
                 raise _EntryError(entry, "; ".join(done.failed[:3]) + more + "; not written")

@@ -326,7 +326,7 @@ def test_a_shard_cut_anywhere_is_named_truncated_and_not_written(tmp_path, where
     assert f"cut.tar: truncated after member {last}" in result.stderr
     assert not [p for p in (tmp_path / "out").rglob("*") if not p.name.startswith(".")]  # not even a temporary
     options = containers.Options("webdataset")  # verify and audit read it through these
-    for read in (lambda: containers.count_rows(cut, options), lambda: list(containers.read_cells(cut, options))):
+    for read in (lambda: options.kind.count_rows(cut), lambda: list(options.kind.read_cells(cut, options))):
         with pytest.raises(PoscudaError, match=f"cut.tar: truncated after member {last} "):
             read()
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import audio, tree
-from ..containers import cell_id, containers_at, counterparts, read_cells as read_container
+from ..containers import cell_id, containers_at, counterparts
 from ..errors import PoscudaError
 from ..signature.transform import protect_clip
 
@@ -100,7 +100,7 @@ def read_cells(root, found, options, chosen=lambda name: True):
     ``chosen`` keeps, as Clips named by cell (containers.cell_id); errors name the cell."""
     rows = []
     for relpath, path in found.items():
-        for name, label, data, filename in read_container(path, options):
+        for name, label, data, filename in options.kind.read_cells(path, options):
             if chosen(filename):
                 cell = cell_id(relpath, name)
                 rows.append((cell, label, *audio.decode(data, cell), filename))

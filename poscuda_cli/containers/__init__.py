@@ -5,8 +5,10 @@ a container of the same name under OUT, written to a temporary name and renamed,
 manifest and resumed like a file. Every audio cell in it is decoded, protected with its row's label
 exactly as ``protect`` protects a file of that label (cells.py), and encoded again in its own
 format and subtype; every other value is left as it was. ``verify`` and ``audit`` read the cells
-(read_cells), each named by its container's relative path, "#" and its row (Parquet) or member
-name (WebDataset): ``train-0.parquet#12``, ``shard-000.tar#s0001.flac``.
+(``read_cells``), each named by its container's relative path, "#" and its row (Parquet) or member
+name (WebDataset): ``train-0.parquet#12``, ``shard-000.tar#s0001.flac``. Each format is a class
+with the same static methods (parquet.Parquet, webdataset.WebDataset), chosen once by
+``Options.kind``; this module keeps what is common: detection, where the containers are, names.
 """
 
 import os
@@ -32,6 +34,19 @@ class Options:
         if self.format == "parquet":
             return {"format": self.format, "audio_column": self.audio_column, "label_column": self.label_column}
         return {"format": self.format, "label_member": self.label_member}
+
+    @property
+    def kind(self):
+        """The format's class, chosen once: parquet.Parquet or webdataset.WebDataset, each with the same
+        static methods (require, count_rows, protect, parts, read_cells, part_of). Imported on first
+        use: the command line imports this module, and pyarrow loads slowly."""
+        if self.format == "parquet":
+            from .parquet import Parquet
+
+            return Parquet
+        from .webdataset import WebDataset
+
+        return WebDataset
 
     def holds(self, relpath):
         """Whether ``relpath`` is a container of this format."""
@@ -94,35 +109,6 @@ def without_containers(walked):
     return walked
 
 
-def require(options):
-    """Exit 6 before anything is done when the format's extra is missing."""
-    if options.format == "parquet":
-        from .parquet import _pyarrow
-
-        _pyarrow()
-
-
-def protect_container(in_path, out_path, key, options, threads=1, fan_out=None):
-    """Protect one container into ``out_path`` (temporary name, then rename); returns a cells.Result.
-    With ``fan_out`` (on a Dask worker), a Parquet file's row groups are tasks of their own."""
-    if options.format == "parquet":
-        from .parquet import protect_parquet
-
-        return protect_parquet(in_path, out_path, key, options, threads, fan_out)
-    from .webdataset import protect_shard
-
-    return protect_shard(in_path, out_path, key, options, threads)
-
-
-def count_rows(path, options):
-    """How many rows (samples) a container holds, for progress."""
-    if options.format == "parquet":
-        from .parquet import count_rows as rows
-    else:
-        from .webdataset import count_samples as rows
-    return rows(path)
-
-
 def located(root, options):
     """(folder, tree.Walk) of the containers at ``root``: one file, or a folder of them. Other files
     in it are entries too (protect copies them), except audio files and containers of another
@@ -168,28 +154,6 @@ def counterparts(original, protected, options):
     return mine, {name: copy} if os.path.isfile(copy) else {}
 
 
-def parts(path, options):
-    """[(part, rows)]: the units a container is read in, its row groups (Parquet) or the whole shard."""
-    if options.format == "parquet":
-        from .parquet import row_groups
-
-        return list(enumerate(row_groups(path)))
-    return [(None, count_rows(path, options))]
-
-
-def read_cells(path, options, part=None):
-    """(name, label, bytes, file name) of each audio cell of one container (or of one of its
-    ``parts``), in order: name is a Parquet row number or a WebDataset member name; file name is
-    the cell's own (the audio struct's ``path``, the member name), which --split and --groups match."""
-    if options.format == "parquet":
-        from .parquet import read_cells as cells
-
-        return cells(path, options, part)
-    from .webdataset import read_cells as cells
-
-    return cells(path, options)
-
-
 def cell_id(relpath, name):
     return f"{relpath}#{name}"
 
@@ -197,14 +161,8 @@ def cell_id(relpath, name):
 def cell_bytes(found, cell, options):
     """The bytes of the cell named ``cell`` (a cell_id) among ``found`` ({relative path: path})."""
     relpath, _, name = cell.partition("#")
-    path, part = found[relpath], None
-    if options.format == "parquet":
-        row, rows = int(name), 0
-        for part, count in parts(path, options):
-            rows += count
-            if row < rows:
-                break
-    for found_name, _, data, _ in read_cells(path, options, part):
+    path = found[relpath]
+    for found_name, _, data, _ in options.kind.read_cells(path, options, options.kind.part_of(path, name)):
         if str(found_name) == name:
             return data
     raise PoscudaError(f"{path}: no audio cell {name}")

@@ -233,3 +233,27 @@ def _protect_group(table, columns, key, start, pool, result):
     arrays = [pa.array(protected, type=f.type) if f.name == "bytes" else cells.field(f.name) for f in fields]
     column = pa.StructArray.from_arrays(arrays, fields=fields, mask=cells.is_null())
     return table.set_column(position, table.schema.field(position), column)
+
+
+class Parquet:
+    """Parquet files, as containers/__init__.py handles every format (Options.kind)."""
+
+    require = staticmethod(_pyarrow)
+    count_rows = staticmethod(count_rows)
+    protect = staticmethod(protect_parquet)
+    read_cells = staticmethod(read_cells)
+
+    @staticmethod
+    def parts(path):
+        """[(row group, rows)]: verify reads a file one row group at a time."""
+        return list(enumerate(row_groups(path)))
+
+    @staticmethod
+    def part_of(path, name):
+        """The row group holding row ``name``."""
+        row, rows = int(name), 0
+        for group, count in enumerate(row_groups(path)):
+            rows += count
+            if row < rows:
+                return group
+        return None

@@ -179,3 +179,30 @@ def _land(outcome, out, result):
         if data is not None:
             header.size = len(data)
         out.addfile(header, None if data is None else io.BytesIO(data))
+
+
+class WebDataset:
+    """WebDataset tar shards, as containers/__init__.py handles every format (Options.kind): a shard
+    is one part, read whole, and one task on Dask too."""
+
+    count_rows = staticmethod(count_samples)
+
+    @staticmethod
+    def require():
+        """Shards need nothing beyond the standard library."""
+
+    @staticmethod
+    def protect(in_path, out_path, key, options, threads=1, fan_out=None):
+        return protect_shard(in_path, out_path, key, options, threads)
+
+    @staticmethod
+    def parts(path):
+        return [(None, count_samples(path))]
+
+    @staticmethod
+    def read_cells(path, options, part=None):
+        return read_cells(path, options)
+
+    @staticmethod
+    def part_of(path, name):
+        return None

@@ -291,7 +291,7 @@ def _paired_parts(original, protected, plan, options):
     parts = []
     for rel in sorted(mine.keys() & theirs.keys()):
         try:
-            parts += [(mine[rel], theirs[rel], rel, part, rows) for part, rows in containers.parts(mine[rel], options)]
+            parts += [(mine[rel], theirs[rel], rel, part, rows) for part, rows in options.kind.parts(mine[rel])]
         except PoscudaError as exc:
             report.failed.append((rel, str(exc).replace(f"{mine[rel]}: ", "")))
     return report, parts
@@ -311,12 +311,12 @@ def measure_chunk(original, protected, pairs, plan):
 
 
 def measure_part(original, protected, relpath, part, options, plan):
-    """Measure the audio cells of one part (containers.parts) of the container ``original`` against
+    """Measure the audio cells of one part (Options.kind.parts) of the container ``original`` against
     those of ``protected``, its protected copy, read side by side: a Chunk, as for files."""
     def loaded():
         try:
-            for mine, theirs in zip_longest(containers.read_cells(original, options, part),
-                                            containers.read_cells(protected, options, part)):
+            for mine, theirs in zip_longest(options.kind.read_cells(original, options, part),
+                                            options.kind.read_cells(protected, options, part)):
                 if mine is None or theirs is None or mine[0] != theirs[0]:
                     raise PoscudaError(f"PROT's cells stop matching ORIG's at {(mine or theirs)[0]}")
                 yield containers.cell_id(relpath, mine[0]), mine[1], _cells(mine[2], theirs[2])

@@ -39,8 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_encoders.py
 
 # docs/results.md's and docs/verify.md's measurements: about 17 hours on 2 cores; needs
-# make install-extras, FSDD beside the project, espeak-ng + flite for the 16 kHz set, and onnx
-# (pip install onnx) for the robust probes' torch port of the kws encoder.
+# make install-extras, FSDD beside the project, espeak-ng + flite for the 16 kHz set.
 # Starts bench/results/efficacy.jsonl afresh (the committed copy is in git).
 SWEEP := $(BIN)/python bench/efficacy_sweep.py
 results: $(STAMP)

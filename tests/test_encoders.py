@@ -174,3 +174,21 @@ def test_default_audit_runs_every_kind_of_attacker_and_names_the_strongest(tmp_p
     assert table.exit_code == 0, table.output
     last = table.stdout.strip().splitlines()[-1]
     assert last.startswith(f"strongest attacker: {best['model']}") and f"{best['protected_accuracy']:.1%}" in last
+
+
+def test_the_torch_port_of_kws_matches_onnxruntime_on_real_clips(fsdd):
+    """The port (for gradients) runs the wheel's own ONNX graphs node by node in torch: on FSDD
+    clips, through the same resampling and window, its embeddings are onnxruntime's."""
+    torch = pytest.importorskip("torch", reason="the torch port needs torch (the [audit] extra)")
+    pytest.importorskip("onnx", reason="the torch port reads the graphs with onnx (the [encoders] extra)")
+    from poscuda_cli.audit.data import labeled_files, read_clips
+    from poscuda_cli.encoders.kws_torch import Kws
+
+    files = [f for f in labeled_files(str(fsdd)) if f[0].endswith(("_0.wav", "_25.wav"))][::4]
+    clips = read_clips(str(fsdd), files)
+    reference = encoders.embed("kws", clips)
+    with torch.no_grad():
+        ported = Kws()(torch.from_numpy(kws.samples(clips))).numpy()
+    assert len(clips.data) >= 20 and ported.shape == reference.shape
+    error = np.linalg.norm(ported - reference, axis=(1, 2)) / np.linalg.norm(reference, axis=(1, 2))
+    assert error.max() < 1e-4

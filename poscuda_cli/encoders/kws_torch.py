@@ -1,9 +1,9 @@
-"""The kws speech_embedding encoder (poscuda_cli/audit/encoders.py) in torch, for gradients.
+"""The kws speech_embedding encoder (kws.py) in torch, for gradients.
 
 The two ONNX graphs that openwakeword 0.4.0 ships are run node by node in torch (the dozen op
 types they use), so the weights and arithmetic are the encoder's own: on FSDD clips the
-embeddings match onnxruntime's to 5e-5 (of values up to 72). Research code for
-bench/robust_probe.py; needs torch and the ``onnx`` package (pip install onnx).
+embeddings match onnxruntime's to 5e-5 (of values up to 72; tests/test_encoders.py). For the
+robust probes (bench/robust_probe.py); needs torch and the ``onnx`` package (the [encoders] extra).
 """
 
 import onnx
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from poscuda_cli.audit.encoders import KWS_STEP, KWS_WINDOW, _kws_model_paths
+from .kws import KWS_STEP, KWS_WINDOW, model_paths
 
 
 class Graph(torch.nn.Module):
@@ -73,11 +73,11 @@ _OPS = {
 
 
 class Kws(torch.nn.Module):
-    """(clips, samples) at 16 kHz in int16 units -> (clips, windows, 96), as encoders.embed_kws."""
+    """(clips, samples) at 16 kHz in int16 units -> (clips, windows, 96), as kws.embed."""
 
     def __init__(self):
         super().__init__()
-        mel, embedding = _kws_model_paths()
+        mel, embedding = model_paths()
         self.mel, self.net = Graph(mel), Graph(embedding)
         for tensor in (*self.mel.values.values(), *self.net.values.values()):
             tensor.requires_grad_(False)

@@ -35,6 +35,8 @@ LOSSY_SUBTYPES = {"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER
 AUDIO_EXTENSIONS = frozenset(
     {"." + fmt.lower() for fmt in sf.available_formats()}
     | {".aif", ".aiff", ".aifc", ".oga", ".opus", ".mp3", ".snd", ".au", ".w64", ".rf64", ".caf"}
+    # audio libsndfile cannot decode: an error to report, never a file to copy out unprotected
+    | {".m4a", ".m4b", ".aac", ".wma", ".webm", ".mka", ".mp4", ".amr", ".ape", ".wv", ".ac3"}
 )
 TEMP_SUFFIX = ".poscuda-tmp"
 
@@ -290,4 +292,5 @@ def _remove_quietly(path):
 
 
 def _reason(exc):
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    """The reason alone: libsndfile's own words, not its "Error opening <object>: " prefix."""
+    return getattr(exc, "strerror", None) or getattr(exc, "error_string", None) or str(exc) or type(exc).__name__

@@ -150,12 +150,17 @@ def _containers(root, container_format, audio_column, label_column, label_member
     from .containers import Options, detect
 
     fmt = detect(root) if container_format == "auto" else container_format
+    if audio_column and fmt != "parquet":
+        raise click.UsageError(f"--audio-column goes with Parquet input, not {fmt}")
+    if label_member != "cls" and fmt != "webdataset":
+        raise click.UsageError(f"--label-member goes with WebDataset shards, not {fmt}")
     if fmt == "tree":
-        if audio_column:
-            raise click.UsageError("--audio-column goes with Parquet input")
         return None
     if any(tree_options):
         raise click.UsageError(f"--labels and --label-from describe trees; {fmt} files carry their labels")
+    if label_column and fmt == "webdataset":
+        raise click.UsageError("--label-column names a table's or a Parquet file's column; a shard's label is "
+                               "--label-member")
     if label_member != "cls" and not label_member.startswith("json:") or label_member == "json:":
         raise click.BadParameter("cls, or json:FIELD", param_hint="--label-member")
     return Options(fmt, audio_column, label_column, label_member)
@@ -291,7 +296,7 @@ def protect(src, dst, key_path, jobs, force, fail_fast, quiet, as_json, label_ta
         _echo_json(summary.to_dict())
     if not quiet:
         what = f"{summary.protected} files" if containers is None else \
-            f"{summary.containers} {containers.format} files ({summary.protected} clips)"
+            f"{summary.protected} clips in {summary.containers} {containers.format} file(s)"
         _echo(
             f"protected {what}, copied {summary.copied}, resumed {summary.resumed}, "
             f"failed {len(summary.failed)}, skipped {len(summary.skipped)}; "

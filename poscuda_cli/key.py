@@ -189,7 +189,10 @@ def key_from_dict(body, source="key"):
         secret_bytes = bytes.fromhex(secret)
     except ValueError:
         raise KeyFileError(f"{source}: field 'secret' must be 64 hex digits") from None
-    params = Params.from_dict(body["params"], OLD_KEY_DEFAULTS.get(version))
+    try:
+        params = Params.from_dict(body["params"], OLD_KEY_DEFAULTS.get(version))
+    except KeyFileError as exc:
+        raise KeyFileError(f"{source}: {exc}") from None
     fitted = Fitted.from_dict(body["fitted"], source) if "fitted" in body else None
     if not hmac.compare_digest(str(body["checksum"]), _checksum(body)):
         raise KeyFileError(f"{source}: field 'checksum' does not match: the key was edited or damaged")

@@ -57,11 +57,13 @@ def test_balanced_takes_a_learnable_set_to_chance_and_the_gate_says_so(tmp_path)
 
 
 def test_strongest_is_the_row_whose_protected_trained_attacker_scores_highest():
-    """Neither the first row nor the best clean-trained attacker: what the protection is worth."""
+    """Neither the first row, the best clean-trained attacker, nor the best single key's or worst
+    key's: the best mean over keys, what the protection is worth."""
     from poscuda_cli.audit.main import AuditResult, AuditRow
 
-    rows = [AuditRow(model, 0.0, "none", clean, protected, protected, protected, 1.0, 1, 1)
-            for model, clean, protected in (("raw", 1.0, 0.4), ("kws-linear", 0.6, 0.9), ("cnn-avg", 0.8, 0.6))]
+    rows = [AuditRow(model, 0.0, "none", clean, protected, low, high, 1.0, 3, 1)
+            for model, clean, protected, low, high in (("raw", 1.0, 0.4, 0.3, 0.95), ("kws-linear", 0.6, 0.9, 0.8, 0.92),
+                                                      ("cnn-avg", 0.8, 0.85, 0.85, 0.85))]
     assert AuditResult(["a", "b"], rows, []).to_dict()["strongest"]["model"] == "kws-linear"
 
 

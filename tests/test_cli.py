@@ -66,3 +66,13 @@ def test_the_stated_python_is_the_one_the_code_needs():
     assert config["options"]["python_requires"].strip() == ">=3.11"
     with open(os.path.join(here, "README.md"), encoding="utf-8") as handle:
         assert re.findall(r"Python ≥ (3\.\d+)", handle.read()) == ["3.11"]
+
+
+def test_an_option_of_another_format_is_a_usage_error(tmp_path):
+    """--label-member on Parquet or a tree, --audio-column on shards or a tree: refused, not ignored."""
+    write_tree(tmp_path / "in", {"a/x.wav": ("WAV", "PCM_16", 8000, 1, 0.2)})
+    for option in (["--label-member", "json:label"], ["--audio-column", "audio"]):
+        result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
+                                           "k.json"] + option)
+        assert result.exit_code == 2 and f"{option[0]} goes with" in result.output
+    assert not (tmp_path / "out").exists()

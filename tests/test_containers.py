@@ -176,13 +176,21 @@ def test_a_label_outside_the_classlabel_names_or_a_missing_column_is_named(tmp_p
     assert "columns: audio, label, text" in summary.failed[0][1]
 
 
-def test_one_parquet_file_as_input_and_audio_beside_parquet_refused(tmp_path):
+def test_one_container_as_input_is_protected_and_one_of_another_format_refused(tmp_path):
     src = write_parquet(tmp_path / "data" / "train.parquet", rows=3)
     result = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "out"), "--key", key_file(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
-    assert pq.ParquetFile(tmp_path / "out" / "train.parquet").metadata.num_rows == 3
+    before = pq.read_table(src).column("audio").to_pylist()
+    after = pq.read_table(tmp_path / "out" / "train.parquet").column("audio").to_pylist()
+    assert len(after) == 3 and all(a["bytes"] != b["bytes"] for a, b in zip(before, after))
     same = CliRunner().invoke(main, ["protect", str(src), str(tmp_path / "data"), "--key", key_file(tmp_path)])
     assert same.exit_code == 4 and "overwrite" in same.stderr
+    shard = write_shard(tmp_path / "shards" / "s.tar")
+    for one, fmt in ((shard, "parquet"), (src, "webdataset")):  # copied out as "another file" before
+        wrong = CliRunner().invoke(main, ["protect", str(one), str(tmp_path / f"as-{fmt}"), "--key",
+                                          key_file(tmp_path), "--format", fmt])
+        assert wrong.exit_code == 2 and f"not a {fmt} file" in wrong.stderr
+        assert not (tmp_path / f"as-{fmt}").exists()
 
 
 def test_a_hub_folder_with_a_stray_wav_is_never_half_protected(tmp_path):
@@ -210,7 +218,7 @@ def test_a_hub_folder_with_a_stray_wav_is_never_half_protected(tmp_path):
     as_parquet = CliRunner().invoke(main, protect[:2] + [str(tmp_path / "pq")] + protect[2:] + ["--format", "parquet"])
     assert as_parquet.exit_code == 0, as_parquet.output
     assert not (tmp_path / "pq" / "samples").exists()
-    assert "protected 1 parquet files (3 clips)" in as_parquet.stderr
+    assert "protected 3 clips in 1 parquet file(s)" in as_parquet.stderr
     original = pq.read_table(src / "data" / "train.parquet").column("audio").to_pylist()
     protected = pq.read_table(tmp_path / "pq" / "data" / "train.parquet").column("audio").to_pylist()
     assert all(a["bytes"] != b["bytes"] for a, b in zip(original, protected))
@@ -341,12 +349,55 @@ def test_a_damaged_compressed_shard_is_named_not_a_traceback(tmp_path, codec):
     damaged = bytearray(packed)
     for i in range(len(damaged) // 2, len(damaged) // 2 + 64):
         damaged[i] ^= 0x5A
+    (tmp_path / "s.tar").write_bytes(bytes(damaged))
+    from poscuda_cli.errors import PoscudaError
+
+    options = _options("webdataset")
+    with pytest.raises(PoscudaError, match="s.tar: (unreadable|damaged|truncated)"):  # verify and audit read these
+        list(options.kind.read_cells(tmp_path / "s.tar", options))
+
+
+@pytest.mark.parametrize("name", ["s.tar.gz", "s.tgz", "s.tar"])
+def test_a_compressed_shard_is_refused_by_protect_never_copied(tmp_path, name):
+    """protect writes shards uncompressed: a compressed one (by its name or its bytes) is named and
+    not written, never copied as an unknown file; verify and audit read it as it is."""
+    import gzip
+
+    raw = write_shard(tmp_path / "good.tar").read_bytes()
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "s.tar").write_bytes(bytes(damaged))
+    (tmp_path / "in" / name).write_bytes(gzip.compress(raw, mtime=0))
     result = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out"), "--key",
-                                       key_file(tmp_path), "-q"])
-    assert result.exit_code == 1 and "poscuda: error: s.tar: " in result.stderr, result.output
-    assert not (tmp_path / "out" / "s.tar").exists()
+                                       key_file(tmp_path)])
+    assert result.exit_code == 1 and f"{name}: a gzip-compressed shard" in result.stderr, result.output
+    assert not (tmp_path / "out" / name).exists()
+    options = _options("webdataset")
+    assert len(list(options.kind.read_cells(tmp_path / "in" / name, options))) == 6
+    (tmp_path / "in" / "a").mkdir()
+    (tmp_path / "in" / "a" / "x.wav").write_bytes(clip_bytes(1))
+    mixed = CliRunner().invoke(main, ["protect", str(tmp_path / "in"), str(tmp_path / "out2"), "--key",
+                                      key_file(tmp_path)])
+    assert mixed.exit_code == 2 and "tar shards" in mixed.stderr
+
+
+def test_parquet_audio_this_file_does_not_hold_or_a_second_audio_column_is_refused(tmp_path):
+    """Cells that only point at a file elsewhere, and audio in a column protect was not asked to
+    protect, would go out unprotected: the file is not written, and the error says why."""
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    by_path = pa.table({"audio": pa.array([{"bytes": clip_bytes(1), "path": "a.wav"},
+                                           {"bytes": None, "path": "/elsewhere/b.wav"}], struct),
+                        "label": ["yes", "no"]})
+    two = pa.table({"a1": pa.array([{"bytes": clip_bytes(2), "path": "x.wav"}], struct),
+                    "a2": pa.array([{"bytes": clip_bytes(3), "path": "y.wav"}], struct), "label": ["yes"]})
+    for name, table, options in (("by-path", by_path, _options("parquet")),
+                                 ("two", two, _options("parquet", audio_column="a1"))):
+        (tmp_path / name).mkdir()
+        pq.write_table(table, tmp_path / name / f"{name}.parquet")
+        summary = protect_tree(tmp_path / name, tmp_path / f"{name}-out", KEY, containers=options)
+        assert [path for path, _ in summary.failed] == [f"{name}.parquet"]
+        assert not list((tmp_path / f"{name}-out").glob("*.parquet"))
+        reason = summary.failed[0][1]
+        assert ("row 1: no audio bytes, only a path (/elsewhere/b.wav)" in reason if name == "by-path"
+                else "holds audio in column(s) a2 besides 'a1'" in reason)
 
 
 def test_a_shard_ending_in_its_two_zero_blocks_without_padding_is_whole(tmp_path):

@@ -95,3 +95,27 @@ def test_a_tar_member_with_a_non_utf8_name_is_protected_and_measured(tmp_path, k
     assert measured.exit_code == 0, measured.output
     with open(table, encoding="utf-8") as handle:
         assert [row["path"] for row in csv.DictReader(handle)] == ["s.tar#caf\\xe9.wav"]
+
+
+def test_shard_labels_that_are_not_utf8_stay_apart(tmp_path, key, key_path):
+    """Two .cls labels that differ only in bytes that are not UTF-8 are two labels, two filters."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    with tarfile.open(src / "s.tar", "w", format=tarfile.PAX_FORMAT) as shard:
+        for i, label in enumerate((b"lab\xe9", b"lab\xe8")):
+            for name, data in ((f"s{i}.wav", _wav(i)), (f"s{i}.cls", label)):
+                member = tarfile.TarInfo(name)
+                member.size = len(data)
+                shard.addfile(member, io.BytesIO(data))
+    result = _run("protect", src, dst, "--key", key_path, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == {"lab\\xe8": 1, "lab\\xe9": 1}
+
+
+def test_audio_that_libsndfile_cannot_read_is_an_error_not_a_copy(tmp_path, key_path):
+    src = tmp_path / "in"
+    os.makedirs(src / "ok")
+    (src / "ok" / "a.m4a").write_bytes(b"\0\0\0\x20ftypM4A " + bytes(64))
+    result = _run("protect", src, tmp_path / "out", "--key", key_path)
+    assert result.exit_code == 1 and "ok/a.m4a: cannot decode audio" in result.output
+    assert not (tmp_path / "out" / "ok" / "a.m4a").exists()

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from ..errors import LabelsError, PoscudaError  # the rest is imported where it is used: the CLI imports this
 
 FORMATS = ("tree", "parquet", "webdataset")
-EXTENSIONS = {"parquet": ".parquet", "webdataset": ".tar"}
+# compressed shards count as shards, so that they are never copied as other files are
+EXTENSIONS = {"parquet": (".parquet",), "webdataset": (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.bz2", ".tar.zst")}
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Options:
 
 def format_of(name):
     """The container format a file name says ("parquet", "webdataset"), or None."""
-    return next((fmt for fmt, extension in EXTENSIONS.items() if name.lower().endswith(extension)), None)
+    return next((fmt for fmt, extensions in EXTENSIONS.items() if os.fspath(name).lower().endswith(extensions)), None)
 
 
 def detect(src):
@@ -117,6 +118,8 @@ def located(root, options):
     from .. import tree
 
     if os.path.isfile(root):
+        if not options.holds(root):
+            raise LabelsError(f"{root}: not a {options.format} file ({', '.join('*' + e for e in EXTENSIONS[options.format])})")
         only = tree.Entry(os.path.basename(root), "", False)
         return os.path.dirname(os.path.abspath(root)), tree.Walk([only], [], [])
     if not os.path.isdir(root):
@@ -132,7 +135,7 @@ def located(root, options):
                                                   f"written (--format {options.format})"))
     walked.entries = kept
     if not any(options.holds(entry.relpath) for entry in kept):
-        raise LabelsError(f"{root}: no {options.format} files ({'*' + EXTENSIONS[options.format]})")
+        raise LabelsError(f"{root}: no {options.format} files ({', '.join('*' + e for e in EXTENSIONS[options.format])})")
     return root, walked
 
 

@@ -92,12 +92,14 @@ class Columns:
             return pa.types.is_struct(kind) and {kind.field(i).name for i in range(kind.num_fields)} >= {"bytes"}
 
         typed = [n for n in names if features.get(n, {}).get("_type") == "Audio"]
-        found = [audio_column] if audio_column else (typed or [n for n in names if is_audio(n)])
+        held = typed or [n for n in names if is_audio(n)]
+        found = [audio_column] if audio_column else held
         if len(found) != 1 or found[0] not in names or not is_audio(found[0]):
             what = f"column {audio_column!r} holds no" if audio_column else "no single column holds"
             raise LabelsError(f"{path}: {what} audio ({{bytes, path}} structs); columns: {', '.join(names)}; "
                               "choose with --audio-column")
         self.audio = found[0]
+        self.other_audio = [n for n in held if n != self.audio]  # protect refuses these: they would go out as they are
         classes = [n for n in names if features.get(n, {}).get("_type") == "ClassLabel"]
         label = label_column or (classes[0] if len(classes) == 1 else "label" if "label" in names else None)
         if label not in names or label == self.audio:
@@ -152,6 +154,10 @@ def protect_row_groups(in_path, out_path, key, options, threads=1, group=None):
     own at ``out_path``, not written if a cell fails; returns a cells.Result."""
     source = _open(in_path)
     columns = Columns(source.schema_arrow, in_path, options.audio_column, options.label_column)
+    if columns.other_audio:
+        raise LabelsError(f"{in_path}: holds audio in column(s) {', '.join(columns.other_audio)} besides "
+                          f"{columns.audio!r}; poscuda protects one audio column a file, and the others would "
+                          "go out unprotected")
     metadata = source.metadata
     groups = range(metadata.num_row_groups) if group is None else [group]
     result = Result(rows=sum(metadata.row_group(i).num_rows for i in groups))
@@ -209,8 +215,12 @@ def _protect_group(table, columns, key, start, pool, result):
     cells = table.column(columns.audio).combine_chunks()
     labels = table.column(columns.label).to_pylist()
     data = cells.field("bytes").to_pylist()
+    paths = cells.field("path").to_pylist() if cells.type.get_field_index("path") >= 0 else [None] * len(data)
 
     def one(row):
+        if data[row] is None and paths[row]:
+            return (f"row {start + row}: no audio bytes, only a path ({paths[row]}) to a file outside this one, "
+                    "which protect cannot reach: embed the audio in the file, as the Hub's Parquet files do")
         if data[row] is None:
             return None
         try:

@@ -113,19 +113,27 @@ def _label(group, label_member, path):
     wanted, _, field = label_member.partition(":")
     for member, data in group:
         if member.isfile() and member.name.endswith("." + wanted):
-            text = data.decode("utf-8", "replace")
+            text = data.decode("utf-8", "surrogateescape")  # labels that are not UTF-8 stay apart
             if wanted == "cls":
                 return text.strip()
             try:
-                return str(json.loads(text)[field])
+                value = json.loads(text)[field]
             except (ValueError, KeyError, TypeError):
                 raise PoscudaError(f"member {member.name}: no field {field!r}") from None
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise PoscudaError(f"member {member.name}: field {field!r} is {json.dumps(value)}, not a label "
+                                   "(a string or an integer)")
+            return str(value)
     raise PoscudaError(f"sample {sample_key(group[0][0].name)}: no .{wanted} member to take the label from")
 
 
 def protect_shard(in_path, out_path, key, options, threads=1):
     """Protect the shard at ``in_path`` into ``out_path`` (temporary name, then rename); a cells.Result.
-    A shard that is not whole is a PoscudaError, and nothing is written."""
+    A shard that is not whole, or compressed, is a PoscudaError, and nothing is written."""
+    packed = _compression(in_path)
+    if packed:
+        raise PoscudaError(f"{in_path}: a {packed}-compressed shard; protect writes shards uncompressed, so "
+                           "decompress it first to protect it (verify and audit read it as it is)")
     result = Result()
     tmp = temp_name(out_path)
     try:
@@ -143,6 +151,16 @@ def protect_shard(in_path, out_path, key, options, threads=1):
         if os.path.exists(tmp):
             os.unlink(tmp)
     return result
+
+
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def _compression(path):
+    """The compression of the file at ``path`` by its first bytes, or None."""
+    with open(path, "rb") as handle:
+        head = handle.read(6)
+    return next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
 
 
 def _protect_sample(group, key, label_member, path):

@@ -75,7 +75,7 @@ def detect(src):
     if len(kinds) > 1:
         found = [kind for kind in _KINDS if kind in kinds]
         held = " and ".join(f"{_KINDS[kind]} ({_first(kinds[kind])})" for kind in found)
-        raise LabelsError(f"{src}: holds {held}; protect one kind with "
+        raise LabelsError(f"{src}: holds {held}; pick one kind with "
                           f"{' or '.join('--format ' + kind for kind in found)} (the others are then listed as "
                           "skipped and not written), or move them apart")
     return next(iter(kinds), "tree")

@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -32,7 +33,7 @@ from efficacy_sweep import DATA  # noqa: E402
 from poscuda_cli.audit import encoders, probes  # noqa: E402
 from poscuda_cli.audit.data import Clips, labeled_files, read_clips  # noqa: E402
 
-OUT = os.path.join(HERE, "results/robust.jsonl")
+OUT = os.environ.get("ROBUST_OUT", os.path.join(HERE, "results/robust.jsonl"))
 RATE = 8000
 HEADS = ("kws-linear", "kws-mlp")
 
@@ -306,6 +307,253 @@ def run_poison(data, snr_db, steps, per_label):
             **{f"{h} clean-trained": round(a, 4) for h, a in data.attack(clean, pick).items()}})
 
 
+FRONTIER_POINTS = "shaped:10,l2:25,shaped:5,l2:30,shaped:15,l2:20,shaped:20,l2:15"  # PESQ ~3.5 first
+SPEAKER = re.compile(r"^\d/\d_([a-z]+)_")
+WINDOW_8K = int(encoders.KWS_SECONDS * RATE)  # the attacker's 2-s window, before upsampling
+
+
+def diverse_subset(data, per_label, seed=0):
+    """``per_label`` training clips of each digit drawn by ``seed`` round-robin over the speakers
+    (each speaker's clips shuffled, speakers in a shuffled order), so every speaker appears for
+    every digit once ``per_label`` >= the number of speakers."""
+    rng = np.random.default_rng(seed)
+    pick = []
+    for c in range(10):
+        groups = {}
+        for i in np.flatnonzero(data.y_train == c):
+            groups.setdefault(SPEAKER.match(data.train.relpaths[i]).group(1), []).append(int(i))
+        order = [groups[s] for s in rng.permutation(sorted(groups))]
+        for group in order:
+            rng.shuffle(group)
+        taken = [group[k] for k in range(max(map(len, order))) for group in order if k < len(group)]
+        pick += taken[:per_label]
+    return np.array(pick)
+
+
+def derangement(key):
+    """The target digit of each digit: a permutation with no fixed point, drawn from ``key``."""
+    rng = key_rng("frontier", key)
+    while True:
+        perm = rng.permutation(10)
+        if not np.any(perm == np.arange(10)):
+            return perm
+
+
+def polyphase_taps():
+    """audio.resample's 8 -> 16 kHz filter (scipy's resample_poly design), for torch."""
+    import torch
+    from poscuda_cli.audio import _resampling_filter
+
+    return torch.tensor(_resampling_filter(2, 1), dtype=torch.float32)
+
+
+def in_window(x, lengths, shifts):
+    """(clips, L) at 8 kHz, zero past each clip's length -> (clips, 16000): each clip centred in
+    the 2-s window (a longer clip keeps its middle), moved by ``shifts`` samples."""
+    import torch
+
+    starts = (WINDOW_8K - lengths) // 2 + shifts  # negative for a clip longer than the window
+    index = torch.arange(WINDOW_8K)[None, :] - starts[:, None]
+    valid = (index >= 0) & (index < lengths[:, None])
+    return torch.gather(x, 1, index.clamp(0, x.shape[1] - 1)) * valid
+
+
+def upsample(window, method, taps=None):
+    """(clips, n) at 8 kHz -> (clips, 2n) at 16 kHz in int16 units: ``fft`` (band-limited, circular)
+    or ``poly`` (zero insertion and audio.resample's FIR filter, as the attacker's pipeline)."""
+    import torch
+    import torch.nn.functional as F
+
+    count, n = window.shape
+    if method == "fft":
+        spectrum = torch.fft.rfft(window, dim=1)
+        padded = torch.cat([spectrum, torch.zeros(count, n + 1 - spectrum.shape[1], dtype=spectrum.dtype)], 1)
+        return torch.fft.irfft(padded, 2 * n, dim=1) * 2 * 32767
+    stuffed = torch.zeros(count, 2 * n)
+    stuffed[:, ::2] = window
+    return F.conv1d(stuffed[:, None], (2 * taps)[None, None], padding=len(taps) // 2)[:, 0] * 32767
+
+
+def shaped_bound(x, budget_db, nfft=256, hop=64):
+    """Per-bin bound on the perturbation's STFT magnitude: the clip's own power spectrogram
+    averaged over 3 frames x 5 bins (a crude stand-in for a masking threshold), ``budget_db`` under."""
+    import torch
+    import torch.nn.functional as F
+
+    spectrum = torch.stft(x, nfft, hop, window=torch.hann_window(nfft), return_complex=True)
+    power = F.avg_pool2d(spectrum.abs()[:, None] ** 2, (5, 3), 1, (2, 1), count_include_pad=False)[:, 0]
+    return power.sqrt() * 10 ** (-budget_db / 20)
+
+
+def fit_poisons(model, x, lengths, targets, shape, budget_db, steps, rng, lr=0.2, chunk=50, patience=8):
+    """Per-clip perturbations (clips, L) pulling each clip's standardised embedding (``model``:
+    the torch port, with ``model.mean`` / ``model.scale``) toward ``targets`` (clips, windows, 96),
+    all clips in each Adam step, expectation over transformations inside the loop (gain +-6 dB,
+    white noise 30-50 dB under the clip, a time shift of +-10 ms, FFT or polyphase upsampling at
+    random per clip). ``l2``: within an L2 ball at ``budget_db`` SNR; ``shaped``: each STFT bin
+    ``budget_db`` under shaped_bound. Returns (perturbations, loss per step)."""
+    import torch
+
+    nfft, hop = 256, 64
+    count, length = x.shape
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
+    taps = polyphase_taps()
+    if shape == "l2":
+        budget = x.norm(dim=1) * 10 ** (-budget_db / 20)
+        unit = (budget / lengths.float().sqrt())[:, None]  # one unit of v = the budget's RMS
+        v = torch.zeros(count, length, requires_grad=True)
+        params = [v]
+
+        def perturbation():
+            return v * unit * mask
+
+        def project():
+            with torch.no_grad():
+                norm = (v * mask).norm(dim=1, keepdim=True)
+                v.mul_(torch.clamp(lengths.float().sqrt()[:, None] / (norm + 1e-12), max=1.0))
+    else:
+        bound = shaped_bound(x, budget_db, nfft, hop)
+        re_part = torch.zeros_like(bound, requires_grad=True)
+        im_part = torch.zeros_like(bound, requires_grad=True)
+        params = [re_part, im_part]
+        hann = torch.hann_window(nfft)
+
+        def perturbation():
+            z = torch.complex(re_part, im_part) * bound
+            return torch.istft(z, nfft, hop, window=hann, length=length) * mask
+
+        def project():
+            with torch.no_grad():
+                scale = torch.clamp(1.0 / (torch.sqrt(re_part ** 2 + im_part ** 2) + 1e-12), max=1.0)
+                re_part.mul_(scale)
+                im_part.mul_(scale)
+    optimiser = torch.optim.Adam(params, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps, eta_min=lr / 10)
+    rms = torch.sqrt((x ** 2).sum(1) / lengths.float())
+    curve = []
+    for step in range(steps):
+        gain = torch.from_numpy(10 ** (rng.uniform(-6, 6, count) / 20)).float()[:, None]
+        noise_db = torch.from_numpy(rng.uniform(30, 50, count)).float()[:, None]
+        shifts = torch.from_numpy(rng.integers(-80, 81, count))
+        use_fft = torch.from_numpy(rng.random(count) < 0.5)[:, None]
+        noise = torch.from_numpy(rng.standard_normal((count, length))).float() * rms[:, None] * 10 ** (-noise_db / 20)
+        optimiser.zero_grad()
+        total, perturbed = 0.0, perturbation()
+        for start in range(0, count, chunk):  # the loss is a sum over clips: chunks only bound memory
+            part = slice(start, start + chunk)
+            y = ((x[part] + perturbed[part]) * gain[part] + noise[part] * mask[part])
+            window = in_window(y, lengths[part], shifts[part])
+            up = torch.where(use_fft[part], upsample(window, "fft"), upsample(window, "poly", taps))
+            z = (model(up) - model.mean) / model.scale
+            loss = ((z - targets[part]) ** 2).sum(-1).mean(-1).sum() / count
+            loss.backward(retain_graph=True)
+            total += float(loss.detach())
+        optimiser.step()
+        schedule.step()
+        project()
+        curve.append(round(total, 2))
+        print(f"  step {step + 1}: loss {total:.2f}", flush=True)
+        if step >= 2 * patience and min(curve[-patience:]) > 0.995 * min(curve[:-patience]):
+            break  # no 0.5% gain in ``patience`` steps: a plateau
+    with torch.no_grad():
+        return perturbation().detach(), curve
+
+
+def quality_all(original, protected):
+    """Mean PESQ (narrow-band), STOI and SNR over every clip (Clips, same order), and how many
+    clips PESQ / STOI could measure."""
+    from poscuda_cli.verify.perceptual import NotMeasured, pesq_score, stoi_scores
+
+    pesqs, stois, snrs = [], [], []
+    for a16, b16 in zip(original.data, protected.data):
+        a, b = a16[:, 0] / 32768.0, b16[:, 0] / 32768.0
+        try:
+            pesqs.append(pesq_score(a, b, RATE)[0])
+        except NotMeasured:
+            pass
+        try:
+            stois.append(stoi_scores(a, b, RATE)[0])
+        except NotMeasured:
+            pass
+        snrs.append(10 * np.log10(np.sum(a ** 2) / max(np.sum((a - b) ** 2), 1e-12)))
+    return float(np.mean(pesqs)), float(np.mean(stois)), float(np.mean(snrs)), len(pesqs), len(stois)
+
+
+def port_error(model, clips, reference):
+    """Mean over clips of |torch port (FFT and polyphase upsampling) - onnxruntime (audit's
+    resampling)| / |onnxruntime|, embeddings flattened over windows."""
+    import torch
+
+    floats = [d[:, 0] / 32768.0 for d in clips.data]
+    lengths = torch.tensor([len(f) for f in floats])
+    x = torch.zeros(len(floats), int(lengths.max()))
+    for i, f in enumerate(floats):
+        x[i, :len(f)] = torch.from_numpy(f).float()
+    window = in_window(x, lengths, torch.zeros(len(floats), dtype=torch.long))
+    ref = torch.from_numpy(reference).float().reshape(len(floats), -1)
+    out = {}
+    with torch.no_grad():
+        for method, name in (("fft", "port_embedding_error"), ("poly", "port_embedding_error_polyphase")):
+            mine = torch.cat([model(upsample(window[k:k + 25], method, polyphase_taps()))
+                              for k in range(0, len(floats), 25)]).reshape(len(floats), -1)
+            out[name] = round(float(((mine - ref).norm(dim=1) / ref.norm(dim=1)).mean()), 4)
+    return out
+
+
+def run_frontier(data, points, steps, per_label, key=0, seed=0):
+    """The white-box frontier (issue 33): per-clip targeted poisons on a speaker-diverse subset,
+    one row per (shape, budget) point, heads trained on the poisoned subset, tested clean."""
+    import torch
+    from kws_torch import Kws
+
+    torch.set_num_threads(min(2, os.cpu_count()))
+    model = Kws(batched=True).eval()
+    model.mean, model.scale = standardiser(data)
+    z = (torch.tensor(data.e_train) - model.mean) / model.scale
+    centroids = torch.stack([z[torch.from_numpy(data.y_train == c)].mean(0) for c in range(10)])
+    pick = diverse_subset(data, per_label, seed)
+    speakers = {SPEAKER.match(data.train.relpaths[i]).group(1) for i in pick}
+    perm = derangement(key)
+    targets = centroids[perm[data.y_train[pick]]]
+    clean = data.protected(lambda x, i: x, pick)
+    clean_heads = data.attack(clean, pick)
+    print(f"subset: {len(pick)} clips, {len(speakers)} speakers; clean-trained {clean_heads}; "
+          f"targets {perm.tolist()}", flush=True)
+    floats = [data.clean_floats(i) for i in pick]
+    lengths = torch.tensor([len(f) for f in floats])
+    x = torch.zeros(len(pick), int(lengths.max()))
+    for j, f in enumerate(floats):
+        x[j, :len(f)] = torch.from_numpy(f).float()
+    clean_distance = float(((torch.from_numpy(data.e_train[pick]).float() - model.mean) / model.scale - targets)
+                           .pow(2).sum(-1).mean().sqrt())
+    for point in points.split(","):
+        shape, budget_db = point.split(":")
+        budget_db = float(budget_db)
+        started = time.perf_counter()
+        print(f"{shape} {budget_db} dB", flush=True)
+        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, steps,
+                                   key_rng(f"frontier-eot:{shape}:{budget_db}", key))
+        fit_seconds = time.perf_counter() - started
+        poisoned = {int(i): np.clip((x[j, :lengths[j]] + delta[j, :lengths[j]]).numpy().astype(np.float64), -1, 1)
+                    for j, i in enumerate(pick)}
+        protected = data.protected(lambda x, i: poisoned[i], pick)
+        embedded = encoders.embed("kws", protected)
+        distance = float(((torch.from_numpy(embedded).float() - model.mean) / model.scale - targets)
+                         .pow(2).sum(-1).mean().sqrt())
+        pesq_nb, stoi, snr, n_pesq, n_stoi = quality_all(clean, protected)
+        heads = {h: probes.train_and_test(h, embedded, data.y_train[pick], data.e_test, data.y_test)[1]
+                 for h in HEADS}
+        record({"probe": "frontier", "shape": shape, "budget_db": budget_db, "key": key,
+                **{h: round(a, 4) for h, a in heads.items()},
+                **{f"{h} clean-trained": round(a, 4) for h, a in clean_heads.items()},
+                "pesq": round(pesq_nb, 2), "stoi": round(stoi, 3), "snr_db": round(snr, 1),
+                "pesq_clips": n_pesq, "stoi_clips": n_stoi, "steps": len(curve),
+                "seconds_per_clip": round(fit_seconds / len(pick), 2), "speakers": len(speakers),
+                "clips": len(pick), **port_error(model, protected, embedded),
+                "distance_to_target_sd": round(distance, 2), "clean_distance_to_target_sd": round(clean_distance, 2),
+                "loss_curve": curve})
+
+
 def spread(values, scale=100, digits=0):
     """'mean [min-max]' of ``values`` (times ``scale``)."""
     v = [scale * x for x in values]
@@ -353,11 +601,13 @@ def report():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison", "report"))
+    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison", "frontier", "report"))
     parser.add_argument("--keys", type=int, default=3)
     parser.add_argument("--snr", type=float, default=20.0)
-    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30")
-    parser.add_argument("--per-label", type=int, default=20, help="poison: clips per digit")
+    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30; frontier: 40 at most")
+    parser.add_argument("--per-label", type=int, default=None, help="clips per digit (poison: 20; frontier: 10)")
+    parser.add_argument("--points", default=FRONTIER_POINTS, help="frontier: shape:budget_db, comma-separated")
+    parser.add_argument("--key", type=int, default=0, help="frontier: draws the targets (a derangement)")
     args = parser.parse_args()
     if args.probe == "report":
         return report()
@@ -370,8 +620,10 @@ def main():
         run_oracle(data)
     elif args.probe == "push":
         run_push(data, args.keys, args.snr, args.steps or 60)
+    elif args.probe == "frontier":
+        run_frontier(data, args.points, args.steps or 40, args.per_label or 10, args.key)
     else:
-        run_poison(data, args.snr, args.steps or 30, args.per_label)
+        run_poison(data, args.snr, args.steps or 30, args.per_label or 20)
 
 
 if __name__ == "__main__":

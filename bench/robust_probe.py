@@ -9,9 +9,11 @@ Rows go to bench/results/robust.jsonl.
     python bench/robust_probe.py oracle               # how big a per-label shift of the embedding must be
     python bench/robust_probe.py push --keys 1        # per-label tiles fitted through the encoder (torch)
     python bench/robust_probe.py poison               # per-clip perturbations fitted through it (torch)
-    python bench/robust_probe.py report               # docs/results.md's tables from the rows
+    python bench/robust_probe.py frontier             # issue 33: per-clip poisons, two budget shapes
+    python bench/robust_probe.py report --plot docs/frontier.png   # docs/results.md's tables from the rows
 
-push and poison need torch and onnx (kws_torch.py); they take 15-60 min on 2 cores.
+push, poison and frontier need torch and onnx (kws_torch.py); they take 15-60 min on 2 cores
+(frontier: 10-20 min a point).
 """
 
 import argparse
@@ -527,11 +529,11 @@ def run_frontier(data, points, steps, per_label, key=0, seed=0):
     clean_distance = float(((torch.from_numpy(data.e_train[pick]).float() - model.mean) / model.scale - targets)
                            .pow(2).sum(-1).mean().sqrt())
     for point in points.split(","):
-        shape, budget_db = point.split(":")
+        shape, budget_db, *own_steps = point.split(":")  # shape:budget_db[:steps]
         budget_db = float(budget_db)
         started = time.perf_counter()
         print(f"{shape} {budget_db} dB", flush=True)
-        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, steps,
+        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, int(own_steps[0]) if own_steps else steps,
                                    key_rng(f"frontier-eot:{shape}:{budget_db}", key))
         fit_seconds = time.perf_counter() - started
         poisoned = {int(i): np.clip((x[j, :lengths[j]] + delta[j, :lengths[j]]).numpy().astype(np.float64), -1, 1)
@@ -562,7 +564,7 @@ def spread(values, scale=100, digits=0):
         else text.format(v[0])
 
 
-def report():
+def report(plot=None):
     with open(OUT) as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
 
@@ -590,13 +592,70 @@ def report():
     lines += ["", "| probe | SNR (dB) | PESQ | steps | fit (s) | pushed / distance left (sd) | kws-linear | kws-mlp "
               "| the same clips clean: kws-linear / kws-mlp |", "|---|---|---|---|---|---|---|---|---|"]
     for r in of("push") + of("poison"):
+        if "note" in r:
+            r = dict(r, probe=f"{r['probe']} (single-speaker artefact)")
         clean = (f"{100 * r['kws-linear clean-trained']:.0f} / {100 * r['kws-mlp clean-trained']:.0f}"
                  if "kws-linear clean-trained" in r else "100 / 99 (all 2,700)")
         moved = r.get("fit_push_sd", r.get("distance_to_target_sd"))
         lines.append(f"| {r['probe']}{' (' + str(r['clips']) + ' clips)' if 'clips' in r else ''} | {r['snr_db']} | "
                      f"{r['pesq']} | {r['steps']} | {r['fit_seconds']} | {moved} | **{100 * r['kws-linear']:.0f}** | "
                      f"**{100 * r['kws-mlp']:.0f}** | {clean} |")
+    lines += ["", "| shape | budget (dB) | SNR (dB) | PESQ | STOI | kws-linear | kws-mlp | the same clips clean: "
+              "kws-linear / kws-mlp | steps | s / clip | distance to target, sd (clean) | port error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(of("frontier"), key=lambda r: (r["shape"], -r["budget_db"])):
+        budget = f"{r['budget_db']:g} SNR" if r["shape"] == "l2" else f"{r['budget_db']:g} under each bin"
+        lines.append(f"| {r['shape']} | {budget} | {r['snr_db']} | {r['pesq']:.2f} | {r['stoi']:.3f} | "
+                     f"**{100 * r['kws-linear']:.0f}** | **{100 * r['kws-mlp']:.0f}** | "
+                     f"{100 * r['kws-linear clean-trained']:.0f} / {100 * r['kws-mlp clean-trained']:.0f} | "
+                     f"{r['steps']} | {r['seconds_per_clip']} | {r['distance_to_target_sd']} "
+                     f"({r['clean_distance_to_target_sd']}) | {100 * r['port_embedding_error']:.1f}% |")
     print("\n".join(lines))
+    if plot and of("frontier"):
+        plot_frontier(of("frontier"), plot)
+
+
+def plot_frontier(rows, out):
+    """Accuracy against PESQ for both shapes, and the fit's loss against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    styles = {"l2": ("o", "L2 ball at the SNR"), "shaped": ("s", "each STFT bin under the clip's own")}
+    for shape, (marker, name) in styles.items():
+        group = sorted((r for r in rows if r["shape"] == shape), key=lambda r: r["pesq"])
+        if not group:
+            continue
+        pesq = [r["pesq"] for r in group]
+        colour = "C0" if shape == "l2" else "C1"
+        left.plot(pesq, [100 * r["kws-linear"] for r in group], marker=marker, color=colour,
+                  label=f"{shape}: kws-linear ({name})")
+        left.plot(pesq, [100 * r["kws-mlp"] for r in group], marker=marker, color=colour, linestyle="--",
+                  fillstyle="none", label=f"{shape}: kws-mlp")
+        for r in group:
+            left.annotate(f"{r['budget_db']:g} dB", (r["pesq"], 100 * r["kws-linear"]), fontsize=7,
+                          textcoords="offset points", xytext=(4, 4))
+            right.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], color=colour,
+                       linestyle="-" if shape == "l2" else "--", alpha=0.4 + 0.15 * (r["budget_db"] <= 15),
+                       label=f"{shape} {r['budget_db']:g} dB")
+    left.axhline(100 * rows[0]["kws-linear clean-trained"], color="grey", label="kws-linear, the clips clean")
+    left.axhline(100 * rows[0]["kws-mlp clean-trained"], color="grey", linestyle="--", label="kws-mlp, the clips clean")
+    left.axhline(30, color="red", linewidth=0.8, linestyle=":", label="robust target (30%)")
+    left.axvline(3.5, color="red", linewidth=0.8, linestyle=":")
+    left.set_xlabel("PESQ (narrow-band) of the poisoned clips")
+    left.set_ylabel("trained on the poisoned clips, accuracy on clean test (%)")
+    left.set_ylim(0, 102)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="lower left")
+    right.set_xlabel("Adam step")
+    right.set_ylabel("fit loss (squared sd to the target, per window)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=6, ncol=2)
+    figure.suptitle(f"FSDD, {rows[0]['clips']} clips from {rows[0]['speakers']} speakers: per-clip targeted "
+                    "poisons, white-box through the kws encoder", fontsize=10)
+    figure.savefig(out, dpi=110)
 
 
 def main():
@@ -606,11 +665,12 @@ def main():
     parser.add_argument("--snr", type=float, default=20.0)
     parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30; frontier: 40 at most")
     parser.add_argument("--per-label", type=int, default=None, help="clips per digit (poison: 20; frontier: 10)")
-    parser.add_argument("--points", default=FRONTIER_POINTS, help="frontier: shape:budget_db, comma-separated")
+    parser.add_argument("--points", default=FRONTIER_POINTS, help="frontier: shape:budget_db[:steps], comma-separated")
+    parser.add_argument("--plot", default=None, help="report: also draw the frontier rows to this png")
     parser.add_argument("--key", type=int, default=0, help="frontier: draws the targets (a derangement)")
     args = parser.parse_args()
     if args.probe == "report":
-        return report()
+        return report(args.plot)
     data = Fsdd()
     if args.probe == "families":
         run_families(data, args.keys)

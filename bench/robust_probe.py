@@ -9,15 +9,18 @@ Rows go to bench/results/robust.jsonl.
     python bench/robust_probe.py oracle               # how big a per-label shift of the embedding must be
     python bench/robust_probe.py push --keys 1        # per-label tiles fitted through the encoder (torch)
     python bench/robust_probe.py poison               # per-clip perturbations fitted through it (torch)
-    python bench/robust_probe.py report               # docs/results.md's tables from the rows
+    python bench/robust_probe.py frontier             # issue 33: per-clip poisons, two budget shapes
+    python bench/robust_probe.py report --plot docs/frontier.png   # docs/results.md's tables from the rows
 
-push and poison need torch and onnx (kws_torch.py); they take 15-60 min on 2 cores.
+push, poison and frontier need torch and onnx (poscuda_cli/encoders/kws_torch.py); they take 15-60 min on 2 cores
+(frontier: 10-20 min a point).
 """
 
 import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 
@@ -29,10 +32,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from efficacy_sweep import DATA  # noqa: E402
-from poscuda_cli.audit import encoders, probes  # noqa: E402
+from poscuda_cli import encoders  # noqa: E402
+from poscuda_cli.audit import probes  # noqa: E402
 from poscuda_cli.audit.data import Clips, labeled_files, read_clips  # noqa: E402
 
-OUT = os.path.join(HERE, "results/robust.jsonl")
+OUT = os.environ.get("ROBUST_OUT", os.path.join(HERE, "results/robust.jsonl"))
 RATE = 8000
 HEADS = ("kws-linear", "kws-mlp")
 
@@ -213,7 +217,7 @@ def run_push(data, keys, snr_db, steps, tile=2560, per_label=16):
     envelope, scaled to ``snr_db``) fitted so the embeddings of a label move along its direction."""
     import torch
     import torch.nn.functional as F
-    from kws_torch import Kws
+    from poscuda_cli.encoders.kws_torch import Kws
 
     torch.set_num_threads(os.cpu_count())
     model = Kws().eval()
@@ -271,7 +275,7 @@ def run_poison(data, snr_db, steps, per_label):
     c toward the clean embedding centroid of digit c + 1, on ``per_label`` clips per digit; heads
     trained on those clips (and, for comparison, on the same clips clean)."""
     import torch
-    from kws_torch import Kws
+    from poscuda_cli.encoders.kws_torch import Kws
 
     torch.set_num_threads(os.cpu_count())
     model = Kws().eval()
@@ -306,6 +310,253 @@ def run_poison(data, snr_db, steps, per_label):
             **{f"{h} clean-trained": round(a, 4) for h, a in data.attack(clean, pick).items()}})
 
 
+FRONTIER_POINTS = "shaped:10,l2:25,shaped:5,l2:30,shaped:15,l2:20,shaped:20,l2:15"  # PESQ ~3.5 first
+SPEAKER = re.compile(r"^\d/\d_([a-z]+)_")
+WINDOW_8K = int(encoders.KWS_SECONDS * RATE)  # the attacker's 2-s window, before upsampling
+
+
+def diverse_subset(data, per_label, seed=0):
+    """``per_label`` training clips of each digit drawn by ``seed`` round-robin over the speakers
+    (each speaker's clips shuffled, speakers in a shuffled order), so every speaker appears for
+    every digit once ``per_label`` >= the number of speakers."""
+    rng = np.random.default_rng(seed)
+    pick = []
+    for c in range(10):
+        groups = {}
+        for i in np.flatnonzero(data.y_train == c):
+            groups.setdefault(SPEAKER.match(data.train.relpaths[i]).group(1), []).append(int(i))
+        order = [groups[s] for s in rng.permutation(sorted(groups))]
+        for group in order:
+            rng.shuffle(group)
+        taken = [group[k] for k in range(max(map(len, order))) for group in order if k < len(group)]
+        pick += taken[:per_label]
+    return np.array(pick)
+
+
+def derangement(key):
+    """The target digit of each digit: a permutation with no fixed point, drawn from ``key``."""
+    rng = key_rng("frontier", key)
+    while True:
+        perm = rng.permutation(10)
+        if not np.any(perm == np.arange(10)):
+            return perm
+
+
+def polyphase_taps():
+    """audio.resample's 8 -> 16 kHz filter (scipy's resample_poly design), for torch."""
+    import torch
+    from poscuda_cli.audio import resampling_filter
+
+    return torch.tensor(resampling_filter(2, 1), dtype=torch.float32)
+
+
+def in_window(x, lengths, shifts):
+    """(clips, L) at 8 kHz, zero past each clip's length -> (clips, 16000): each clip centred in
+    the 2-s window (a longer clip keeps its middle), moved by ``shifts`` samples."""
+    import torch
+
+    starts = (WINDOW_8K - lengths) // 2 + shifts  # negative for a clip longer than the window
+    index = torch.arange(WINDOW_8K)[None, :] - starts[:, None]
+    valid = (index >= 0) & (index < lengths[:, None])
+    return torch.gather(x, 1, index.clamp(0, x.shape[1] - 1)) * valid
+
+
+def upsample(window, method, taps=None):
+    """(clips, n) at 8 kHz -> (clips, 2n) at 16 kHz in int16 units: ``fft`` (band-limited, circular)
+    or ``poly`` (zero insertion and audio.resample's FIR filter, as the attacker's pipeline)."""
+    import torch
+    import torch.nn.functional as F
+
+    count, n = window.shape
+    if method == "fft":
+        spectrum = torch.fft.rfft(window, dim=1)
+        padded = torch.cat([spectrum, torch.zeros(count, n + 1 - spectrum.shape[1], dtype=spectrum.dtype)], 1)
+        return torch.fft.irfft(padded, 2 * n, dim=1) * 2 * 32767
+    stuffed = torch.zeros(count, 2 * n)
+    stuffed[:, ::2] = window
+    return F.conv1d(stuffed[:, None], (2 * taps)[None, None], padding=len(taps) // 2)[:, 0] * 32767
+
+
+def shaped_bound(x, budget_db, nfft=256, hop=64):
+    """Per-bin bound on the perturbation's STFT magnitude: the clip's own power spectrogram
+    averaged over 3 frames x 5 bins (a crude stand-in for a masking threshold), ``budget_db`` under."""
+    import torch
+    import torch.nn.functional as F
+
+    spectrum = torch.stft(x, nfft, hop, window=torch.hann_window(nfft), return_complex=True)
+    power = F.avg_pool2d(spectrum.abs()[:, None] ** 2, (5, 3), 1, (2, 1), count_include_pad=False)[:, 0]
+    return power.sqrt() * 10 ** (-budget_db / 20)
+
+
+def fit_poisons(model, x, lengths, targets, shape, budget_db, steps, rng, lr=0.2, chunk=50, patience=8):
+    """Per-clip perturbations (clips, L) pulling each clip's standardised embedding (``model``:
+    the torch port, with ``model.mean`` / ``model.scale``) toward ``targets`` (clips, windows, 96),
+    all clips in each Adam step, expectation over transformations inside the loop (gain +-6 dB,
+    white noise 30-50 dB under the clip, a time shift of +-10 ms, FFT or polyphase upsampling at
+    random per clip). ``l2``: within an L2 ball at ``budget_db`` SNR; ``shaped``: each STFT bin
+    ``budget_db`` under shaped_bound. Returns (perturbations, loss per step)."""
+    import torch
+
+    nfft, hop = 256, 64
+    count, length = x.shape
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
+    taps = polyphase_taps()
+    if shape == "l2":
+        budget = x.norm(dim=1) * 10 ** (-budget_db / 20)
+        unit = (budget / lengths.float().sqrt())[:, None]  # one unit of v = the budget's RMS
+        v = torch.zeros(count, length, requires_grad=True)
+        params = [v]
+
+        def perturbation():
+            return v * unit * mask
+
+        def project():
+            with torch.no_grad():
+                norm = (v * mask).norm(dim=1, keepdim=True)
+                v.mul_(torch.clamp(lengths.float().sqrt()[:, None] / (norm + 1e-12), max=1.0))
+    else:
+        bound = shaped_bound(x, budget_db, nfft, hop)
+        re_part = torch.zeros_like(bound, requires_grad=True)
+        im_part = torch.zeros_like(bound, requires_grad=True)
+        params = [re_part, im_part]
+        hann = torch.hann_window(nfft)
+
+        def perturbation():
+            z = torch.complex(re_part, im_part) * bound
+            return torch.istft(z, nfft, hop, window=hann, length=length) * mask
+
+        def project():
+            with torch.no_grad():
+                scale = torch.clamp(1.0 / (torch.sqrt(re_part ** 2 + im_part ** 2) + 1e-12), max=1.0)
+                re_part.mul_(scale)
+                im_part.mul_(scale)
+    optimiser = torch.optim.Adam(params, lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps, eta_min=lr / 10)
+    rms = torch.sqrt((x ** 2).sum(1) / lengths.float())
+    curve = []
+    for step in range(steps):
+        gain = torch.from_numpy(10 ** (rng.uniform(-6, 6, count) / 20)).float()[:, None]
+        noise_db = torch.from_numpy(rng.uniform(30, 50, count)).float()[:, None]
+        shifts = torch.from_numpy(rng.integers(-80, 81, count))
+        use_fft = torch.from_numpy(rng.random(count) < 0.5)[:, None]
+        noise = torch.from_numpy(rng.standard_normal((count, length))).float() * rms[:, None] * 10 ** (-noise_db / 20)
+        optimiser.zero_grad()
+        total, perturbed = 0.0, perturbation()
+        for start in range(0, count, chunk):  # the loss is a sum over clips: chunks only bound memory
+            part = slice(start, start + chunk)
+            y = ((x[part] + perturbed[part]) * gain[part] + noise[part] * mask[part])
+            window = in_window(y, lengths[part], shifts[part])
+            up = torch.where(use_fft[part], upsample(window, "fft"), upsample(window, "poly", taps))
+            z = (model(up) - model.mean) / model.scale
+            loss = ((z - targets[part]) ** 2).sum(-1).mean(-1).sum() / count
+            loss.backward(retain_graph=True)
+            total += float(loss.detach())
+        optimiser.step()
+        schedule.step()
+        project()
+        curve.append(round(total, 2))
+        print(f"  step {step + 1}: loss {total:.2f}", flush=True)
+        if step >= 2 * patience and min(curve[-patience:]) > 0.995 * min(curve[:-patience]):
+            break  # no 0.5% gain in ``patience`` steps: a plateau
+    with torch.no_grad():
+        return perturbation().detach(), curve
+
+
+def quality_all(original, protected):
+    """Mean PESQ (narrow-band), STOI and SNR over every clip (Clips, same order), and how many
+    clips PESQ / STOI could measure."""
+    from poscuda_cli.verify.perceptual import NotMeasured, pesq_score, stoi_scores
+
+    pesqs, stois, snrs = [], [], []
+    for a16, b16 in zip(original.data, protected.data):
+        a, b = a16[:, 0] / 32768.0, b16[:, 0] / 32768.0
+        try:
+            pesqs.append(pesq_score(a, b, RATE)[0])
+        except NotMeasured:
+            pass
+        try:
+            stois.append(stoi_scores(a, b, RATE)[0])
+        except NotMeasured:
+            pass
+        snrs.append(10 * np.log10(np.sum(a ** 2) / max(np.sum((a - b) ** 2), 1e-12)))
+    return float(np.mean(pesqs)), float(np.mean(stois)), float(np.mean(snrs)), len(pesqs), len(stois)
+
+
+def port_error(model, clips, reference):
+    """Mean over clips of |torch port (FFT and polyphase upsampling) - onnxruntime (audit's
+    resampling)| / |onnxruntime|, embeddings flattened over windows."""
+    import torch
+
+    floats = [d[:, 0] / 32768.0 for d in clips.data]
+    lengths = torch.tensor([len(f) for f in floats])
+    x = torch.zeros(len(floats), int(lengths.max()))
+    for i, f in enumerate(floats):
+        x[i, :len(f)] = torch.from_numpy(f).float()
+    window = in_window(x, lengths, torch.zeros(len(floats), dtype=torch.long))
+    ref = torch.from_numpy(reference).float().reshape(len(floats), -1)
+    out = {}
+    with torch.no_grad():
+        for method, name in (("fft", "port_embedding_error"), ("poly", "port_embedding_error_polyphase")):
+            mine = torch.cat([model(upsample(window[k:k + 25], method, polyphase_taps()))
+                              for k in range(0, len(floats), 25)]).reshape(len(floats), -1)
+            out[name] = round(float(((mine - ref).norm(dim=1) / ref.norm(dim=1)).mean()), 4)
+    return out
+
+
+def run_frontier(data, points, steps, per_label, key=0, seed=0):
+    """The white-box frontier (issue 33): per-clip targeted poisons on a speaker-diverse subset,
+    one row per (shape, budget) point, heads trained on the poisoned subset, tested clean."""
+    import torch
+    from poscuda_cli.encoders.kws_torch import Kws
+
+    torch.set_num_threads(min(2, os.cpu_count()))
+    model = Kws(batched=True).eval()
+    model.mean, model.scale = standardiser(data)
+    z = (torch.tensor(data.e_train) - model.mean) / model.scale
+    centroids = torch.stack([z[torch.from_numpy(data.y_train == c)].mean(0) for c in range(10)])
+    pick = diverse_subset(data, per_label, seed)
+    speakers = {SPEAKER.match(data.train.relpaths[i]).group(1) for i in pick}
+    perm = derangement(key)
+    targets = centroids[perm[data.y_train[pick]]]
+    clean = data.protected(lambda x, i: x, pick)
+    clean_heads = data.attack(clean, pick)
+    print(f"subset: {len(pick)} clips, {len(speakers)} speakers; clean-trained {clean_heads}; "
+          f"targets {perm.tolist()}", flush=True)
+    floats = [data.clean_floats(i) for i in pick]
+    lengths = torch.tensor([len(f) for f in floats])
+    x = torch.zeros(len(pick), int(lengths.max()))
+    for j, f in enumerate(floats):
+        x[j, :len(f)] = torch.from_numpy(f).float()
+    clean_distance = float(((torch.from_numpy(data.e_train[pick]).float() - model.mean) / model.scale - targets)
+                           .pow(2).sum(-1).mean().sqrt())
+    for point in points.split(","):
+        shape, budget_db, *own_steps = point.split(":")  # shape:budget_db[:steps]
+        budget_db = float(budget_db)
+        started = time.perf_counter()
+        print(f"{shape} {budget_db} dB", flush=True)
+        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, int(own_steps[0]) if own_steps else steps,
+                                   key_rng(f"frontier-eot:{shape}:{budget_db}", key))
+        fit_seconds = time.perf_counter() - started
+        poisoned = {int(i): np.clip((x[j, :lengths[j]] + delta[j, :lengths[j]]).numpy().astype(np.float64), -1, 1)
+                    for j, i in enumerate(pick)}
+        protected = data.protected(lambda x, i: poisoned[i], pick)
+        embedded = encoders.embed("kws", protected)
+        distance = float(((torch.from_numpy(embedded).float() - model.mean) / model.scale - targets)
+                         .pow(2).sum(-1).mean().sqrt())
+        pesq_nb, stoi, snr, n_pesq, n_stoi = quality_all(clean, protected)
+        heads = {h: probes.train_and_test(h, embedded, data.y_train[pick], data.e_test, data.y_test)[1]
+                 for h in HEADS}
+        record({"probe": "frontier", "shape": shape, "budget_db": budget_db, "key": key,
+                **{h: round(a, 4) for h, a in heads.items()},
+                **{f"{h} clean-trained": round(a, 4) for h, a in clean_heads.items()},
+                "pesq": round(pesq_nb, 2), "stoi": round(stoi, 3), "snr_db": round(snr, 1),
+                "pesq_clips": n_pesq, "stoi_clips": n_stoi, "steps": len(curve),
+                "seconds_per_clip": round(fit_seconds / len(pick), 2), "speakers": len(speakers),
+                "clips": len(pick), **port_error(model, protected, embedded),
+                "distance_to_target_sd": round(distance, 2), "clean_distance_to_target_sd": round(clean_distance, 2),
+                "loss_curve": curve})
+
+
 def spread(values, scale=100, digits=0):
     """'mean [min-max]' of ``values`` (times ``scale``)."""
     v = [scale * x for x in values]
@@ -314,7 +565,7 @@ def spread(values, scale=100, digits=0):
         else text.format(v[0])
 
 
-def report():
+def report(plot=None):
     with open(OUT) as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
 
@@ -342,25 +593,85 @@ def report():
     lines += ["", "| probe | SNR (dB) | PESQ | steps | fit (s) | pushed / distance left (sd) | kws-linear | kws-mlp "
               "| the same clips clean: kws-linear / kws-mlp |", "|---|---|---|---|---|---|---|---|---|"]
     for r in of("push") + of("poison"):
+        if "note" in r:
+            r = dict(r, probe=f"{r['probe']} (single-speaker artefact)")
         clean = (f"{100 * r['kws-linear clean-trained']:.0f} / {100 * r['kws-mlp clean-trained']:.0f}"
                  if "kws-linear clean-trained" in r else "100 / 99 (all 2,700)")
         moved = r.get("fit_push_sd", r.get("distance_to_target_sd"))
         lines.append(f"| {r['probe']}{' (' + str(r['clips']) + ' clips)' if 'clips' in r else ''} | {r['snr_db']} | "
                      f"{r['pesq']} | {r['steps']} | {r['fit_seconds']} | {moved} | **{100 * r['kws-linear']:.0f}** | "
                      f"**{100 * r['kws-mlp']:.0f}** | {clean} |")
+    lines += ["", "| shape | budget (dB) | SNR (dB) | PESQ | STOI | kws-linear | kws-mlp | the same clips clean: "
+              "kws-linear / kws-mlp | steps | s / clip | distance to target, sd (clean) | port error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(of("frontier"), key=lambda r: (r["shape"], -r["budget_db"])):
+        budget = f"{r['budget_db']:g} SNR" if r["shape"] == "l2" else f"{r['budget_db']:g} under each bin"
+        lines.append(f"| {r['shape']} | {budget} | {r['snr_db']} | {r['pesq']:.2f} | {r['stoi']:.3f} | "
+                     f"**{100 * r['kws-linear']:.0f}** | **{100 * r['kws-mlp']:.0f}** | "
+                     f"{100 * r['kws-linear clean-trained']:.0f} / {100 * r['kws-mlp clean-trained']:.0f} | "
+                     f"{r['steps']} | {r['seconds_per_clip']} | {r['distance_to_target_sd']} "
+                     f"({r['clean_distance_to_target_sd']}) | {100 * r['port_embedding_error']:.1f}% |")
     print("\n".join(lines))
+    if plot and of("frontier"):
+        plot_frontier(of("frontier"), plot)
+
+
+def plot_frontier(rows, out):
+    """Accuracy against PESQ for both shapes, and the fit's loss against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    styles = {"l2": ("o", "L2 ball at the SNR"), "shaped": ("s", "each STFT bin under the clip's own")}
+    for shape, (marker, name) in styles.items():
+        group = sorted((r for r in rows if r["shape"] == shape), key=lambda r: r["pesq"])
+        if not group:
+            continue
+        pesq = [r["pesq"] for r in group]
+        colour = "C0" if shape == "l2" else "C1"
+        left.plot(pesq, [100 * r["kws-linear"] for r in group], marker=marker, color=colour,
+                  label=f"{shape}: kws-linear ({name})")
+        left.plot(pesq, [100 * r["kws-mlp"] for r in group], marker=marker, color=colour, linestyle="--",
+                  fillstyle="none", label=f"{shape}: kws-mlp")
+        for r in group:
+            left.annotate(f"{r['budget_db']:g} dB", (r["pesq"], 100 * r["kws-linear"]), fontsize=7,
+                          textcoords="offset points", xytext=(4, 4))
+            right.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], color=colour,
+                       linestyle="-" if shape == "l2" else "--", alpha=0.4 + 0.15 * (r["budget_db"] <= 15),
+                       label=f"{shape} {r['budget_db']:g} dB")
+    left.axhline(100 * rows[0]["kws-linear clean-trained"], color="grey", label="kws-linear, the clips clean")
+    left.axhline(100 * rows[0]["kws-mlp clean-trained"], color="grey", linestyle="--", label="kws-mlp, the clips clean")
+    left.axhline(30, color="red", linewidth=0.8, linestyle=":", label="robust target (30%)")
+    left.axvline(3.5, color="red", linewidth=0.8, linestyle=":")
+    left.set_xlabel("PESQ (narrow-band) of the poisoned clips")
+    left.set_ylabel("trained on the poisoned clips, accuracy on clean test (%)")
+    left.set_ylim(0, 102)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="lower left")
+    right.set_xlabel("Adam step")
+    right.set_ylabel("fit loss (squared sd to the target, per window)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=6, ncol=2)
+    figure.suptitle(f"FSDD, {rows[0]['clips']} clips from {rows[0]['speakers']} speakers: per-clip targeted "
+                    "poisons, white-box through the kws encoder", fontsize=10)
+    figure.savefig(out, dpi=110)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison", "report"))
+    parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison", "frontier", "report"))
     parser.add_argument("--keys", type=int, default=3)
     parser.add_argument("--snr", type=float, default=20.0)
-    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30")
-    parser.add_argument("--per-label", type=int, default=20, help="poison: clips per digit")
+    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30; frontier: 40 at most")
+    parser.add_argument("--per-label", type=int, default=None, help="clips per digit (poison: 20; frontier: 10)")
+    parser.add_argument("--points", default=FRONTIER_POINTS, help="frontier: shape:budget_db[:steps], comma-separated")
+    parser.add_argument("--plot", default=None, help="report: also draw the frontier rows to this png")
+    parser.add_argument("--key", type=int, default=0, help="frontier: draws the targets (a derangement)")
     args = parser.parse_args()
     if args.probe == "report":
-        return report()
+        return report(args.plot)
     data = Fsdd()
     if args.probe == "families":
         run_families(data, args.keys)
@@ -370,8 +681,10 @@ def main():
         run_oracle(data)
     elif args.probe == "push":
         run_push(data, args.keys, args.snr, args.steps or 60)
+    elif args.probe == "frontier":
+        run_frontier(data, args.points, args.steps or 40, args.per_label or 10, args.key)
     else:
-        run_poison(data, args.snr, args.steps or 30, args.per_label)
+        run_poison(data, args.snr, args.steps or 30, args.per_label or 20)
 
 
 if __name__ == "__main__":

@@ -149,11 +149,11 @@ def resample(mono, rate, target):
 
     gcd = np.gcd(int(rate), int(target))
     up, down = target // gcd, rate // gcd
-    return resample_poly(np.asarray(mono, np.float64), up, down, window=_resampling_filter(up, down))
+    return resample_poly(np.asarray(mono, np.float64), up, down, window=resampling_filter(up, down))
 
 
 @lru_cache(maxsize=32)
-def _resampling_filter(up, down):
+def resampling_filter(up, down):
     """resample_poly's own default design: a Kaiser(5) low-pass at the lower Nyquist, 10 zero crossings."""
     from scipy.signal import firwin
 

@@ -17,8 +17,9 @@ from .kws import KWS_STEP, KWS_WINDOW, model_paths
 class Graph(torch.nn.Module):
     """An ONNX graph evaluated in torch."""
 
-    def __init__(self, path):
+    def __init__(self, path, ops=None):
         super().__init__()
+        self.ops = {**_OPS, **(ops or {})}
         model = onnx.load(path)
         attributes = lambda node: {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}  # noqa: E731
         self.nodes = [(n.op_type, list(n.input), n.output[0], attributes(n)) for n in model.graph.node]
@@ -32,7 +33,7 @@ class Graph(torch.nn.Module):
         values = {**self.values, self.input: x}
         for op, inputs, out, a in self.nodes:
             if op != "Constant":
-                values[out] = _OPS[op](*[values.get(name) for name in inputs], **a)
+                values[out] = self.ops[op](*[values.get(name) for name in inputs], **a)
         return values[self.output]
 
 
@@ -73,17 +74,25 @@ _OPS = {
 
 
 class Kws(torch.nn.Module):
-    """(clips, samples) at 16 kHz in int16 units -> (clips, windows, 96), as kws.embed."""
+    """(clips, samples) at 16 kHz in int16 units -> (clips, windows, 96), as kws.embed.
 
-    def __init__(self):
+    ``batched``: the front end runs on all clips in one call, its 80 dB floor taken under each
+    clip's own maximum (what one call per clip gives, as onnx is run) rather than the batch's."""
+
+    def __init__(self, batched=False):
         super().__init__()
         mel, embedding = model_paths()
-        self.mel, self.net = Graph(mel), Graph(embedding)
+        self.batched = batched
+        per_clip = {"ReduceMax": lambda x, **_: x.amax(dim=tuple(range(1, x.dim())), keepdim=True)}
+        self.mel, self.net = Graph(mel, per_clip if batched else None), Graph(embedding)
         for tensor in (*self.mel.values.values(), *self.net.values.values()):
             tensor.requires_grad_(False)
 
     def forward(self, waves):
-        mels = torch.stack([self.mel(w[None])[0, 0] for w in waves]) / 10 + 2  # one clip per call, as onnx
+        if self.batched:
+            mels = self.mel(waves)[:, 0] / 10 + 2
+        else:
+            mels = torch.stack([self.mel(w[None])[0, 0] for w in waves]) / 10 + 2  # one clip per call, as onnx
         windows = mels.unfold(1, KWS_WINDOW, KWS_STEP)  # (clips, windows, 32, 76)
         count, per_clip = windows.shape[:2]
         flat = windows.permute(0, 1, 3, 2).reshape(count * per_clip, KWS_WINDOW, 32, 1)

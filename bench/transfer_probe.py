@@ -6,7 +6,7 @@ its own data): the audit's MFCC CNN (cnn-avg), its position-sensitive twin (cnn-
 frames (cnn-avg on log-mel reached only 64% on the training set in 8 epochs), and the raw-waveform
 M5 (poscuda_cli/audit/attackers.py), each on the audit's input (data.waves: 1 s from the start, RMS
 0.1; features standardised with the training set's statistics; the MFCC / log-mel in torch, as
-audit/fit.py's MfccFrontEnd, so the fit differentiates the very features the surrogates learned).
+audit/fit.py's FrontEnd, so the fit differentiates the very features the surrogates learned).
 Also resemblyzer's GE2E speaker encoder (differentiable port of its front end, its own LSTM)
 with a logistic-regression head trained on the clean training split (``speaker``).
 Then per-clip targeted perturbations (target: derangement(key)[label], as the white-box frontier)
@@ -36,10 +36,10 @@ sys.path.insert(0, HERE)
 from robust_probe import (HEADS, RATE, SPEAKER, Fsdd, derangement, diverse_subset, key_rng,  # noqa: E402
                           quality_all, record, shaped_bound)
 
-from poscuda_cli import features  # noqa: E402
 from poscuda_cli import encoders  # noqa: E402
 from poscuda_cli.audit import attackers, probes  # noqa: E402
 from poscuda_cli.audit.data import waves  # noqa: E402
+from poscuda_cli.audit.fit import FrontEnd  # noqa: E402
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -98,33 +98,6 @@ def speaker_waves(y, lengths, shifts):
     return torch.fft.irfft(padded, 2 * SPEAKER_8K, dim=1) * 2
 
 
-class FrontEnd(nn.Module):
-    """features.log_mel / features.mfcc in torch (differentiable), standardised with fixed
-    statistics of the clean training waves (as audit's front_end standardises)."""
-
-    def __init__(self, kind, clean):
-        super().__init__()
-        from scipy.fft import dct
-
-        self.kind = kind
-        self.length, self.hop = int(round(features.FRAME_S * RATE)), int(round(features.HOP_S * RATE))
-        self.n_fft = 1 << int(np.ceil(np.log2(self.length)))
-        self.register_buffer("bank", torch.tensor(features.mel_filterbank(RATE, self.n_fft, 40).T, dtype=torch.float32))
-        self.register_buffer("window", torch.as_tensor(np.hamming(self.length), dtype=torch.float32))
-        self.register_buffer("dct", torch.as_tensor(dct(np.eye(40), type=2, norm="ortho", axis=-1)[:, :20],
-                                                    dtype=torch.float32))
-        reference = features.mfcc(clean, RATE) if kind == "mfcc" else features.log_mel(clean, RATE)
-        self.register_buffer("mean", torch.as_tensor(reference.mean(axis=(0, 1)), dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(reference.std(axis=(0, 1)) + 1e-6, dtype=torch.float32))
-
-    def forward(self, x):
-        frames = x.unfold(-1, self.length, self.hop) * self.window
-        power = torch.fft.rfft(frames, self.n_fft).abs() ** 2
-        log_mel = torch.log(torch.clamp_min(power @ self.bank, 1e-10 * self.length))
-        out = log_mel @ self.dct if self.kind == "mfcc" else log_mel
-        return (out - self.mean) / self.std
-
-
 def surrogate(name, clean_waves, seed):
     arch, kind = SURROGATES[name]
     torch.manual_seed(seed)
@@ -134,7 +107,7 @@ def surrogate(name, clean_waves, seed):
         front = nn.Identity()
         shape = (LENGTH,)
     else:
-        front = FrontEnd(kind, clean_waves)
+        front = FrontEnd(RATE, clean_waves, kind)
         with torch.no_grad():
             shape = tuple(front(torch.zeros(1, LENGTH)).shape[1:])
     return nn.Sequential(front, attackers.build(arch, shape, 10))

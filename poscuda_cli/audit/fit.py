@@ -113,13 +113,15 @@ def label_spectra(waves_by_clip, targets, classes, bins=257):
     return torch.as_tensor(spectra / np.maximum(spectra.sum(axis=1, keepdims=True), 1e-20))
 
 
-class MfccFrontEnd(nn.Module):
-    """features.mfcc in torch (differentiable), standardised with fixed clean-set statistics."""
+class FrontEnd(nn.Module):
+    """features.mfcc (or, with any other ``kind``, features.log_mel) in torch (differentiable),
+    standardised with fixed clean-set statistics."""
 
-    def __init__(self, samplerate, clean):
+    def __init__(self, samplerate, clean, kind="mfcc"):
         super().__init__()
         from scipy.fft import dct
 
+        self.kind = kind
         self.length, self.hop = int(round(features.FRAME_S * samplerate)), int(round(features.HOP_S * samplerate))
         self.n_fft = 1 << int(np.ceil(np.log2(self.length)))
         bank = features.mel_filterbank(samplerate, self.n_fft, 40)
@@ -127,7 +129,7 @@ class MfccFrontEnd(nn.Module):
         self.register_buffer("window", torch.as_tensor(np.hamming(self.length), dtype=torch.float32))
         self.register_buffer("dct", torch.as_tensor(dct(np.eye(40), type=2, norm="ortho", axis=-1)[:, :20],
                                                     dtype=torch.float32))
-        reference = features.mfcc(clean, samplerate)
+        reference = (features.mfcc if kind == "mfcc" else features.log_mel)(clean, samplerate)
         self.register_buffer("mean", torch.as_tensor(reference.mean(axis=(0, 1)), dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(reference.std(axis=(0, 1)) + 1e-6, dtype=torch.float32))
 
@@ -135,7 +137,7 @@ class MfccFrontEnd(nn.Module):
         frames = x.unfold(-1, self.length, self.hop) * self.window
         power = torch.fft.rfft(frames, self.n_fft).abs() ** 2
         log_mel = torch.log(torch.clamp_min(power @ self.bank, 1e-10 * self.length))
-        return (log_mel @ self.dct - self.mean) / self.std
+        return ((log_mel @ self.dct if self.kind == "mfcc" else log_mel) - self.mean) / self.std
 
 
 def filtered(x, taps, targets):
@@ -158,7 +160,7 @@ def fit(clips, params, stages=8, batch_size=32, seed=0, seconds=1.0, progress=No
     budget = 10.0 ** (-params.fit_snr_db / 10.0)
     curves = CurveFilters(classes, rate, params.filter_ms, seed)
     curves.keep_within(spectra, budget)
-    front = MfccFrontEnd(rate, train)
+    front = FrontEnd(rate, train)
     x = torch.as_tensor(train)
     curve_step = torch.optim.Adam(curves.parameters(), lr=0.5)
     loss_fn = nn.CrossEntropyLoss()

@@ -637,9 +637,10 @@ def plot_frontier(rows, out):
         for r in group:
             left.annotate(f"{r['budget_db']:g} dB", (r["pesq"], 100 * r["kws-linear"]), fontsize=7,
                           textcoords="offset points", xytext=(4, 4))
-            right.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], color=colour,
-                       linestyle="-" if shape == "l2" else "--", alpha=0.4 + 0.15 * (r["budget_db"] <= 15),
-                       label=f"{shape} {r['budget_db']:g} dB")
+            shade = plt.get_cmap("Blues" if shape == "l2" else "Oranges")(
+                0.35 + 0.6 * (1 - (r["budget_db"] - 5) / 25))  # darker: the larger budget (fewer dB)
+            right.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], color=shade,
+                       linestyle="-" if shape == "l2" else "--", label=f"{shape} {r['budget_db']:g} dB")
     left.axhline(100 * rows[0]["kws-linear clean-trained"], color="grey", label="kws-linear, the clips clean")
     left.axhline(100 * rows[0]["kws-mlp clean-trained"], color="grey", linestyle="--", label="kws-mlp, the clips clean")
     left.axhline(30, color="red", linewidth=0.8, linestyle=":", label="robust target (30%)")
@@ -648,7 +649,7 @@ def plot_frontier(rows, out):
     left.set_ylabel("trained on the poisoned clips, accuracy on clean test (%)")
     left.set_ylim(0, 102)
     left.grid(alpha=0.3)
-    left.legend(fontsize=7, loc="lower left")
+    left.legend(fontsize=7, loc="upper left")
     right.set_xlabel("Adam step")
     right.set_ylabel("fit loss (squared sd to the target, per window)")
     right.grid(alpha=0.3)

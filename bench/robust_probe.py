@@ -309,7 +309,8 @@ def run_poison(data, snr_db, steps, per_label):
             **{f"{h} clean-trained": round(a, 4) for h, a in data.attack(clean, pick).items()}})
 
 
-FRONTIER_POINTS = "shaped:5,l2:25,shaped:10,l2:30,shaped:7.5,shaped:15,l2:27.5,l2:20,shaped:20"  # as run, PESQ ~3.5 first
+# the points as run (issue 33), in that order: PESQ ~3.5 first
+FRONTIER_POINTS = "shaped:5,l2:25,shaped:10,l2:30,shaped:7.5,shaped:15,l2:27.5,l2:20,shaped:20"
 SPEAKER = re.compile(r"^\d/\d_([a-z]+)_")
 WINDOW_8K = int(encoders.KWS_SECONDS * RATE)  # the attacker's 2-s window, before upsampling
 
@@ -533,7 +534,8 @@ def run_frontier(data, points, steps, per_label, key=0, seed=0):
         budget_db = float(budget_db)
         started = time.perf_counter()
         print(f"{shape} {budget_db} dB", flush=True)
-        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, int(own_steps[0]) if own_steps else steps,
+        point_steps = int(own_steps[0]) if own_steps else steps
+        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, point_steps,
                                    key_rng(f"frontier-eot:{shape}:{budget_db}", key))
         fit_seconds = time.perf_counter() - started
         poisoned = {int(i): np.clip((x[j, :lengths[j]] + delta[j, :lengths[j]]).numpy().astype(np.float64), -1, 1)

@@ -81,6 +81,7 @@ results: $(STAMP)
 	$(BIN)/python bench/robust_probe.py visible --keys 3
 	$(BIN)/python bench/robust_probe.py push --keys 3 --steps 30
 	$(BIN)/python bench/robust_probe.py poison --snr 20
+	$(BIN)/python bench/robust_probe.py frontier --steps 30 && $(BIN)/python bench/robust_probe.py report --plot docs/frontier.png
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
 	$(BIN)/python bench/verify_references.py --data speech16k --every 4

@@ -88,7 +88,7 @@ def kind_of(model):
 
 
 MARKERS = {"MFCC/log-mel": "o", "raw waveform": "^", "kws encoder": "s"}
-PROBE_COLOURS = {"poison": "black", "push": "gold", "families": "magenta"}
+PROBE_COLOURS = {"poison": "black", "push": "gold", "families": "magenta", "frontier": "red"}
 
 
 def frontier(rows, out, probes=()):

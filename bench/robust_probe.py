@@ -310,7 +310,8 @@ def run_poison(data, snr_db, steps, per_label):
             **{f"{h} clean-trained": round(a, 4) for h, a in data.attack(clean, pick).items()}})
 
 
-FRONTIER_POINTS = "shaped:10,l2:25,shaped:5,l2:30,shaped:15,l2:20,shaped:20,l2:15"  # PESQ ~3.5 first
+# the points as run (issue 33), in that order: PESQ ~3.5 first
+FRONTIER_POINTS = "shaped:5,l2:25,shaped:10,l2:30,shaped:7.5,shaped:15,l2:27.5,l2:20,shaped:20"
 SPEAKER = re.compile(r"^\d/\d_([a-z]+)_")
 WINDOW_8K = int(encoders.KWS_SECONDS * RATE)  # the attacker's 2-s window, before upsampling
 
@@ -534,7 +535,8 @@ def run_frontier(data, points, steps, per_label, key=0, seed=0):
         budget_db = float(budget_db)
         started = time.perf_counter()
         print(f"{shape} {budget_db} dB", flush=True)
-        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, int(own_steps[0]) if own_steps else steps,
+        point_steps = int(own_steps[0]) if own_steps else steps
+        delta, curve = fit_poisons(model, x, lengths, targets, shape, budget_db, point_steps,
                                    key_rng(f"frontier-eot:{shape}:{budget_db}", key))
         fit_seconds = time.perf_counter() - started
         poisoned = {int(i): np.clip((x[j, :lengths[j]] + delta[j, :lengths[j]]).numpy().astype(np.float64), -1, 1)
@@ -638,9 +640,10 @@ def plot_frontier(rows, out):
         for r in group:
             left.annotate(f"{r['budget_db']:g} dB", (r["pesq"], 100 * r["kws-linear"]), fontsize=7,
                           textcoords="offset points", xytext=(4, 4))
-            right.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], color=colour,
-                       linestyle="-" if shape == "l2" else "--", alpha=0.4 + 0.15 * (r["budget_db"] <= 15),
-                       label=f"{shape} {r['budget_db']:g} dB")
+            shade = plt.get_cmap("Blues" if shape == "l2" else "Oranges")(
+                0.35 + 0.6 * (1 - (r["budget_db"] - 5) / 25))  # darker: the larger budget (fewer dB)
+            right.plot(range(1, len(r["loss_curve"]) + 1), r["loss_curve"], color=shade,
+                       linestyle="-" if shape == "l2" else "--", label=f"{shape} {r['budget_db']:g} dB")
     left.axhline(100 * rows[0]["kws-linear clean-trained"], color="grey", label="kws-linear, the clips clean")
     left.axhline(100 * rows[0]["kws-mlp clean-trained"], color="grey", linestyle="--", label="kws-mlp, the clips clean")
     left.axhline(30, color="red", linewidth=0.8, linestyle=":", label="robust target (30%)")
@@ -649,7 +652,7 @@ def plot_frontier(rows, out):
     left.set_ylabel("trained on the poisoned clips, accuracy on clean test (%)")
     left.set_ylim(0, 102)
     left.grid(alpha=0.3)
-    left.legend(fontsize=7, loc="lower left")
+    left.legend(fontsize=7, loc="upper left")
     right.set_xlabel("Adam step")
     right.set_ylabel("fit loss (squared sd to the target, per window)")
     right.grid(alpha=0.3)
@@ -664,7 +667,7 @@ def main():
     parser.add_argument("probe", choices=("families", "visible", "oracle", "push", "poison", "frontier", "report"))
     parser.add_argument("--keys", type=int, default=3)
     parser.add_argument("--snr", type=float, default=20.0)
-    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30; frontier: 40 at most")
+    parser.add_argument("--steps", type=int, default=None, help="push: 60; poison: 30; frontier: 30 at most")
     parser.add_argument("--per-label", type=int, default=None, help="clips per digit (poison: 20; frontier: 10)")
     parser.add_argument("--points", default=FRONTIER_POINTS, help="frontier: shape:budget_db[:steps], comma-separated")
     parser.add_argument("--plot", default=None, help="report: also draw the frontier rows to this png")
@@ -682,7 +685,7 @@ def main():
     elif args.probe == "push":
         run_push(data, args.keys, args.snr, args.steps or 60)
     elif args.probe == "frontier":
-        run_frontier(data, args.points, args.steps or 40, args.per_label or 10, args.key)
+        run_frontier(data, args.points, args.steps or 30, args.per_label or 10, args.key)
     else:
         run_poison(data, args.snr, args.steps or 30, args.per_label or 20)
 

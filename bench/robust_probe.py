@@ -389,19 +389,14 @@ def shaped_bound(x, budget_db, nfft=256, hop=64):
     return power.sqrt() * 10 ** (-budget_db / 20)
 
 
-def fit_poisons(model, x, lengths, targets, shape, budget_db, steps, rng, lr=0.2, chunk=50, patience=8):
-    """Per-clip perturbations (clips, L) pulling each clip's standardised embedding (``model``:
-    the torch port, with ``model.mean`` / ``model.scale``) toward ``targets`` (clips, windows, 96),
-    all clips in each Adam step, expectation over transformations inside the loop (gain +-6 dB,
-    white noise 30-50 dB under the clip, a time shift of +-10 ms, FFT or polyphase upsampling at
-    random per clip). ``l2``: within an L2 ball at ``budget_db`` SNR; ``shaped``: each STFT bin
-    ``budget_db`` under shaped_bound. Returns (perturbations, loss per step)."""
+def budgeted(x, lengths, shape, budget_db, nfft=256, hop=64):
+    """(parameters, perturbation(), project()) of per-clip perturbations of ``x`` (clips, L) within a
+    budget: ``l2``, an L2 ball at ``budget_db`` SNR; ``shaped``, the inverse STFT of a complex
+    factor of modulus <= 1 per bin times shaped_bound, ``budget_db`` under it."""
     import torch
 
-    nfft, hop = 256, 64
     count, length = x.shape
     mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
-    taps = polyphase_taps()
     if shape == "l2":
         budget = x.norm(dim=1) * 10 ** (-budget_db / 20)
         unit = (budget / lengths.float().sqrt())[:, None]  # one unit of v = the budget's RMS
@@ -431,6 +426,22 @@ def fit_poisons(model, x, lengths, targets, shape, budget_db, steps, rng, lr=0.2
                 scale = torch.clamp(1.0 / (torch.sqrt(re_part ** 2 + im_part ** 2) + 1e-12), max=1.0)
                 re_part.mul_(scale)
                 im_part.mul_(scale)
+    return params, perturbation, project
+
+
+def fit_poisons(model, x, lengths, targets, shape, budget_db, steps, rng, lr=0.2, chunk=50, patience=8):
+    """Per-clip perturbations (clips, L) pulling each clip's standardised embedding (``model``:
+    the torch port, with ``model.mean`` / ``model.scale``) toward ``targets`` (clips, windows, 96),
+    all clips in each Adam step, expectation over transformations inside the loop (gain +-6 dB,
+    white noise 30-50 dB under the clip, a time shift of +-10 ms, FFT or polyphase upsampling at
+    random per clip). ``l2``: within an L2 ball at ``budget_db`` SNR; ``shaped``: each STFT bin
+    ``budget_db`` under shaped_bound. Returns (perturbations, loss per step)."""
+    import torch
+
+    count, length = x.shape
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
+    taps = polyphase_taps()
+    params, perturbation, project = budgeted(x, lengths, shape, budget_db)
     optimiser = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps, eta_min=lr / 10)
     rms = torch.sqrt((x ** 2).sum(1) / lengths.float())

@@ -33,8 +33,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from robust_probe import (HEADS, RATE, SPEAKER, Fsdd, derangement, diverse_subset, key_rng,  # noqa: E402
-                          quality_all, record, shaped_bound)
+from robust_probe import (HEADS, RATE, SPEAKER, Fsdd, budgeted, derangement, diverse_subset,  # noqa: E402
+                          key_rng, quality_all, record)
 
 from poscuda_cli import encoders  # noqa: E402
 from poscuda_cli.audit import attackers, probes  # noqa: E402
@@ -177,38 +177,9 @@ def fit_transfer(models, x, lengths, targets, shape, budget_db, steps, rng, lr=0
     """Per-clip perturbations (clips, L) pushing every surrogate in ``models`` [(prepare, model)] to classify each
     clip as ``targets`` (summed cross-entropy), with robust_probe.fit_poisons' budgets, EOT and
     optimiser. Returns (perturbations, loss per step)."""
-    nfft, hop = 256, 64
     count, length = x.shape
     mask = (torch.arange(length)[None, :] < lengths[:, None]).float()
-    if shape == "l2":
-        budget = x.norm(dim=1) * 10 ** (-budget_db / 20)
-        unit = (budget / lengths.float().sqrt())[:, None]
-        v = torch.zeros(count, length, requires_grad=True)
-        params = [v]
-
-        def perturbation():
-            return v * unit * mask
-
-        def project():
-            with torch.no_grad():
-                norm = (v * mask).norm(dim=1, keepdim=True)
-                v.mul_(torch.clamp(lengths.float().sqrt()[:, None] / (norm + 1e-12), max=1.0))
-    else:
-        bound = shaped_bound(x, budget_db, nfft, hop)
-        re_part = torch.zeros_like(bound, requires_grad=True)
-        im_part = torch.zeros_like(bound, requires_grad=True)
-        params = [re_part, im_part]
-        hann = torch.hann_window(nfft)
-
-        def perturbation():
-            z = torch.complex(re_part, im_part) * bound
-            return torch.istft(z, nfft, hop, window=hann, length=length) * mask
-
-        def project():
-            with torch.no_grad():
-                scale = torch.clamp(1.0 / (torch.sqrt(re_part ** 2 + im_part ** 2) + 1e-12), max=1.0)
-                re_part.mul_(scale)
-                im_part.mul_(scale)
+    params, perturbation, project = budgeted(x, lengths, shape, budget_db)
     optimiser = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps, eta_min=lr / 10)
     rms = torch.sqrt((x ** 2).sum(1) / lengths.float())

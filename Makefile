@@ -82,6 +82,8 @@ results: $(STAMP)
 	$(BIN)/python bench/robust_probe.py push --keys 3 --steps 30
 	$(BIN)/python bench/robust_probe.py poison --snr 20
 	$(BIN)/python bench/robust_probe.py frontier --steps 30 && $(BIN)/python bench/robust_probe.py report --plot docs/frontier.png
+	$(BIN)/python bench/transfer_probe.py --surrogates mfcc-cnn,logmel-cnn,raw-cnn,speaker --points shaped:10,shaped:5 --steps 30 --subset-surrogates
+	$(BIN)/python bench/transfer_probe.py --surrogates mfcc-cnn,logmel-cnn,raw-cnn,speaker --points shaped:10,shaped:5 --steps 120 --subset-surrogates
 	$(BIN)/python bench/efficacy_report.py
 	$(BIN)/python bench/verify_references.py --data fsdd
 	$(BIN)/python bench/verify_references.py --data speech16k --every 4

@@ -4,7 +4,6 @@ import io
 import json
 import tarfile
 
-import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner

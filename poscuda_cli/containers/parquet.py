@@ -61,7 +61,7 @@ def read_cells(path, options, group=None):
             raise PoscudaError(f"{path}: row group {index} does not read ({exc})") from None
         cells = table.column(columns.audio).combine_chunks()
         data = cells.field("bytes").to_pylist()
-        names = cells.field("path").to_pylist() if cells.type.get_field_index("path") >= 0 else [None] * len(data)
+        names = _paths(cells)
         labels = table.column(columns.label).to_pylist()
         for row, cell in enumerate(data):
             if cell is None:
@@ -72,6 +72,11 @@ def read_cells(path, options, group=None):
                 raise PoscudaError(f"{path}: {exc}") from None
             yield start + row, label, cell, names[row] or str(start + row)
         start += len(table)
+
+
+def _paths(cells):
+    """The ``path`` of each audio cell (None where the struct has no such field)."""
+    return cells.field("path").to_pylist() if cells.type.get_field_index("path") >= 0 else [None] * len(cells)
 
 
 def _first_row(metadata, groups):
@@ -215,7 +220,7 @@ def _protect_group(table, columns, key, start, pool, result):
     cells = table.column(columns.audio).combine_chunks()
     labels = table.column(columns.label).to_pylist()
     data = cells.field("bytes").to_pylist()
-    paths = cells.field("path").to_pylist() if cells.type.get_field_index("path") >= 0 else [None] * len(data)
+    paths = _paths(cells)
 
     def one(row):
         if data[row] is None and paths[row]:

@@ -31,12 +31,10 @@ VERSION = 3  # what this poscuda writes (0.3 on): every parameter listed, a "fit
 # a missing field takes the value that reproduces that version's output (its feature off, 0.1's
 # "hz" notch spacing), pinned here, never the dataclass's defaults, which follow the default level.
 FITTED_VERSION = 2
-OLD_KEY_DEFAULTS = {
-    1: {"notch_spacing": "hz", "low_notches": 0, "low_notch_low_hz": 200.0, "low_notch_high_hz": 1000.0,
-        "low_notch_width_hz": 150.0, "echoes": 0, "echo_gain": 0.5, "echo_min_ms": 1.0, "echo_max_ms": 5.0,
-        "fit_snr_db": 15.0},
-}
-OLD_KEY_DEFAULTS[FITTED_VERSION] = OLD_KEY_DEFAULTS[1]
+_BEFORE_0_3 = {"notch_spacing": "hz", "low_notches": 0, "low_notch_low_hz": 200.0, "low_notch_high_hz": 1000.0,
+               "low_notch_width_hz": 150.0, "echoes": 0, "echo_gain": 0.5, "echo_min_ms": 1.0, "echo_max_ms": 5.0,
+               "fit_snr_db": 15.0}
+OLD_KEY_DEFAULTS = {1: _BEFORE_0_3, FITTED_VERSION: _BEFORE_0_3}
 GAIN_RANGE_DB = (-60.0, 20.0)
 
 
@@ -175,10 +173,11 @@ def key_from_dict(body, source="key"):
     if body["format"] != FORMAT:
         raise KeyFileError(f"{source}: field 'format' is {body['format']!r}, expected {FORMAT!r}")
     version = body["version"]
-    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+    number = isinstance(version, int) and not isinstance(version, bool)
+    if number and version > VERSION:
         raise KeyFileError(f"{source}: key format {version} was written by a newer poscuda; this one "
                            f"({__version__}) reads formats 1 to {VERSION}: upgrade poscuda")
-    if version not in (VERSION, *OLD_KEY_DEFAULTS) or isinstance(version, bool):
+    if not number or version not in (VERSION, *OLD_KEY_DEFAULTS):
         raise KeyFileError(f"{source}: field 'version' is {version!r}; this poscuda reads 1 to {VERSION}")
     if version != VERSION and (version == FITTED_VERSION) != ("fitted" in body):
         raise KeyFileError(f"{source}: field 'fitted' goes with version {FITTED_VERSION}, and only with it")

@@ -98,8 +98,8 @@ def _other_run(header, mine):
     if header.get("key_fingerprint") != mine["key_fingerprint"]:
         return (f"was protected with key {header.get('key_fingerprint')}, not {mine['key_fingerprint']}; "
                 "use the same key to resume, or --force to redo OUT with this key")
-    if header.get("poscuda") != __version__:
-        return (f"was protected by poscuda {header.get('poscuda')}, not {__version__}, whose output can differ; "
+    if header.get("poscuda") != mine["poscuda"]:
+        return (f"was protected by poscuda {header.get('poscuda')}, not {mine['poscuda']}, whose output can differ; "
                 "use that version to resume, or --force to redo OUT with this one")
     was, now = header.get("options", {}), mine["options"]
     for name in sorted(set(was) | set(now)):
